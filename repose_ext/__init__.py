@@ -1,0 +1,29 @@
+"""RePOSE: depth-order (rank) losses for 3D human pose estimation, with fused kernels.
+
+Quick start::
+
+    import torch, repose_ext
+    loss = repose_ext.spatial_depth_rank_loss(pred, gt) + repose_ext.temporal_depth_rank_loss(pred, gt)
+    loss.backward()
+"""
+
+from . import reference
+from .backends import available_backends
+from .losses import (
+    DepthRankLoss,
+    SpatialDepthRankLoss,
+    TemporalDepthRankLoss,
+    spatial_depth_rank_loss,
+    temporal_depth_rank_loss,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "DepthRankLoss",
+    "SpatialDepthRankLoss",
+    "TemporalDepthRankLoss",
+    "available_backends",
+    "reference",
+    "spatial_depth_rank_loss",
+    "temporal_depth_rank_loss",
+]
