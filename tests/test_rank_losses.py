@@ -1,0 +1,404 @@
+"""The rank losses: the reference against a brute-force reading of the paper, and every
+fused CPU path against the reference (values, gradients, options, dtypes, compile, errors)."""
+
+import itertools
+
+import pytest
+import torch
+
+import repose_ext
+from repose_ext import reference
+
+FUSED_CPU = "cpu"
+LOSSES = {
+    "spatial": repose_ext.spatial_depth_rank_loss,
+    "temporal": repose_ext.temporal_depth_rank_loss,
+}
+# Tolerances of the loss and of the gradient against an fp64 reference, per input dtype.
+TOL = {
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float32: dict(rtol=1e-5, atol=1e-6),
+    torch.float16: dict(rtol=2e-3, atol=1e-3),
+    torch.bfloat16: dict(rtol=1.6e-2, atol=1e-2),
+}
+
+
+def make(b, t, j, dtype=torch.float64, ties=False, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    pred = torch.randn(b, t, j, 3, generator=gen, dtype=torch.float64)
+    if ties:  # small integers: many equal ground-truth depths
+        gt = torch.randint(0, 3, (b, t, j, 3), generator=gen).double()
+    else:
+        gt = torch.randn(b, t, j, 3, generator=gen, dtype=torch.float64)
+    return pred.to(dtype), gt.to(dtype)
+
+
+def brute_force(pred, gt, weight=None, margin=0.0, window=None, reduction="mean", temporal=False):
+    """Python loops over every ordered pair, straight from the definitions."""
+    p, g = pred[..., 2].double(), gt[..., 2].double()
+    w = torch.ones_like(p) if weight is None else weight.double()
+    if temporal:
+        p, g, w = p.transpose(1, 2), g.transpose(1, 2), w.transpose(1, 2)
+    b, x, n = p.shape
+    num, den, act = [0.0] * b, [0.0] * b, [0.0] * b
+    for bi, xi, k, l in itertools.product(range(b), range(x), range(n), range(n)):
+        if window is not None and abs(k - l) > window:
+            continue
+        c = float(w[bi, xi, k] * w[bi, xi, l])
+        den[bi] += c
+        if g[bi, xi, k] < g[bi, xi, l]:
+            act[bi] += c
+            num[bi] += c * max(float(p[bi, xi, k] - p[bi, xi, l]) + margin, 0.0)
+    div = lambda a, d: a / d if d > 0 else 0.0  # noqa: E731
+    f64 = dict(dtype=torch.float64)
+    if reduction == "sum":
+        return torch.tensor(sum(num), **f64)
+    if reduction == "mean":
+        return torch.tensor(div(sum(num), sum(den)), **f64)
+    if reduction == "active":
+        return torch.tensor(div(sum(num), sum(act)), **f64)
+    return torch.tensor([div(a, d) for a, d in zip(num, den)], **f64)
+
+
+def call(kind, pred, gt, backend, **opts):
+    if kind == "spatial":
+        opts.pop("window", None)
+    return LOSSES[kind](pred, gt, backend=backend, **opts)
+
+
+def loss_and_grad(kind, pred, gt, backend, grad_out=None, **opts):
+    p = pred.detach().clone().requires_grad_(True)
+    loss = call(kind, p, gt, backend, **opts)
+    go = torch.ones_like(loss) if grad_out is None else grad_out
+    (grad,) = torch.autograd.grad(loss, p, go)
+    return loss.detach(), grad
+
+
+OPTION_SETS = [
+    dict(),
+    dict(margin=0.1),
+    dict(weight="float"),
+    dict(weight="bool"),
+    dict(window=0),
+    dict(window=2),
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(reduction="active"),
+    dict(margin=0.05, weight="float", window=3, reduction="active"),
+    dict(margin=0.05, weight="float", window=1, reduction="none"),
+]
+
+
+def materialise(opts, pred):
+    opts = dict(opts)
+    if opts.get("weight") == "float":
+        opts["weight"] = torch.rand(pred.shape[:3], dtype=torch.float64)
+    elif opts.get("weight") == "bool":
+        opts["weight"] = torch.rand(pred.shape[:3]) > 0.3
+    return opts
+
+
+# --- the reference is the paper -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+@pytest.mark.parametrize("opts", OPTION_SETS, ids=str)
+@pytest.mark.parametrize("ties", [False, True])
+def test_reference_matches_brute_force(kind, opts, ties):
+    pred, gt = make(2, 5, 4, ties=ties)
+    opts = materialise(opts, pred)
+    if kind == "spatial":
+        opts.pop("window", None)
+    expected = brute_force(pred, gt, temporal=(kind == "temporal"), **opts)
+    got = call(kind, pred, gt, "reference", **opts)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_authors_form_equals_default(ties):
+    pred, gt = make(2, 11, 17, ties=ties)
+    torch.testing.assert_close(reference.authors_spatial_rank_loss(pred, gt), repose_ext.spatial_depth_rank_loss(pred, gt))
+    torch.testing.assert_close(
+        reference.authors_temporal_rank_loss(pred, gt), repose_ext.temporal_depth_rank_loss(pred, gt)
+    )
+
+
+def test_default_normalisation_is_full_pair_grid():
+    # One active pair in one frame: the loss is its hinge over B*T*J*J (spatial) and B*J*T*T (temporal).
+    b, t, j = 2, 3, 4
+    pred, gt = torch.zeros(b, t, j, 3), torch.zeros(b, t, j, 3)
+    gt[0, 1, 2, 2], pred[0, 1, 2, 2] = -1.0, 0.5  # joint 2 of frame 1 is nearer in gt but predicted farther by 0.5
+    assert repose_ext.spatial_depth_rank_loss(pred, gt).item() == pytest.approx(3 * 0.5 / (b * t * j * j))
+    # Temporally, frame 1 of joint 2 is nearer than frames 0 and 2: two active pairs of hinge 0.5 each.
+    assert repose_ext.temporal_depth_rank_loss(pred, gt).item() == pytest.approx(2 * 0.5 / (b * j * t * t))
+
+
+# --- fused CPU against the reference ---------------------------------------------------
+
+SHAPES = [(1, 1, 1), (2, 1, 17), (1, 2, 2), (3, 7, 5), (2, 9, 1), (2, 81, 17), (1, 243, 17), (1, 2, 17)]
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("ties", [False, True])
+def test_fused_matches_reference_shapes(kind, shape, ties):
+    pred, gt = make(*shape, ties=ties)
+    loss_r, grad_r = loss_and_grad(kind, pred, gt, "reference")
+    loss_f, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU)
+    torch.testing.assert_close(loss_f, loss_r, **TOL[torch.float64])
+    torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+@pytest.mark.parametrize("opts", OPTION_SETS, ids=str)
+@pytest.mark.parametrize("ties", [False, True])
+def test_fused_matches_reference_options(kind, opts, ties):
+    pred, gt = make(3, 13, 6, ties=ties)
+    opts = materialise(opts, pred)
+    loss_r, grad_r = loss_and_grad(kind, pred, gt, "reference", **opts)
+    loss_f, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU, **opts)
+    torch.testing.assert_close(loss_f, loss_r, **TOL[torch.float64])
+    torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_fused_dtypes(kind, dtype):
+    pred, gt = make(2, 33, 17, dtype=dtype)
+    # Reference in fp64 on the very same (rounded) inputs.
+    loss_r, grad_r = loss_and_grad(kind, pred.double(), gt.double(), "reference")
+    loss_f, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU)
+    assert loss_f.dtype == dtype and grad_f.dtype == dtype
+    torch.testing.assert_close(loss_f.double(), loss_r, **TOL[dtype])
+    torch.testing.assert_close(grad_f.double(), grad_r, **TOL[dtype])
+
+
+def test_mixed_dtypes_promote():
+    pred, gt = make(2, 9, 17)
+    loss = repose_ext.temporal_depth_rank_loss(pred.half(), gt.float())
+    assert loss.dtype == torch.float32
+    loss64 = repose_ext.temporal_depth_rank_loss(pred.float(), gt)
+    assert loss64.dtype == torch.float64
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+def test_grad_output_not_one(kind):
+    pred, gt = make(3, 17, 17)
+    go = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64)
+    _, grad_r = loss_and_grad(kind, pred, gt, "reference", grad_out=go, reduction="none")
+    _, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU, grad_out=go, reduction="none")
+    torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
+    _, grad_r = loss_and_grad(kind, pred, gt, "reference", grad_out=torch.tensor(-3.7, dtype=torch.float64))
+    _, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU, grad_out=torch.tensor(-3.7, dtype=torch.float64))
+    torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+def test_non_contiguous_inputs(kind):
+    pred, gt = make(2, 19, 17)
+    # (B, T, J, 6)[..., ::2] and a transposed (T, B, J, 3) layout: neither is contiguous.
+    pred_nc = torch.randn(2, 19, 17, 6, dtype=torch.float64)[..., ::2]
+    gt_nc = gt.transpose(0, 1).contiguous().transpose(0, 1)
+    assert not pred_nc.is_contiguous() and not gt_nc.is_contiguous()
+    loss_r, grad_r = loss_and_grad(kind, pred_nc.contiguous(), gt, "reference")
+    loss_f, grad_f = loss_and_grad(kind, pred_nc, gt_nc, FUSED_CPU)
+    torch.testing.assert_close(loss_f, loss_r, **TOL[torch.float64])
+    torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+def test_depth_only_input(kind):
+    pred, gt = make(2, 9, 17)
+    a = call(kind, pred, gt, FUSED_CPU)
+    b = call(kind, pred[..., 2], gt[..., 2], FUSED_CPU)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_gradcheck_float64():
+    pred, gt = make(2, 6, 5)  # distinct continuous values: no pair sits on a kink
+    w = torch.rand(2, 6, 5, dtype=torch.float64)
+    p = pred.clone().requires_grad_(True)
+    for fn, kw in [
+        (repose_ext.spatial_depth_rank_loss, dict(margin=0.01)),
+        (repose_ext.temporal_depth_rank_loss, dict(window=3, reduction="none")),
+        (repose_ext.temporal_depth_rank_loss, dict(weight=w, reduction="active")),
+    ]:
+        assert torch.autograd.gradcheck(lambda x: fn(x, gt, backend=FUSED_CPU, **kw), (p,))
+
+
+def test_no_gradient_to_gt():
+    pred, gt = make(1, 5, 17)
+    g = gt.clone().requires_grad_(True)
+    p = pred.clone().requires_grad_(True)
+    loss = repose_ext.spatial_depth_rank_loss(p, g) + repose_ext.temporal_depth_rank_loss(p, g)
+    loss.backward()
+    assert g.grad is None and p.grad is not None
+    assert torch.count_nonzero(p.grad[..., :2]) == 0  # x, y get no gradient
+
+
+def test_prediction_tie_rule():
+    # One active pair whose predictions tie exactly: relu subgradient 0 (ours), the authors' maximum gives half.
+    pred = torch.zeros(1, 1, 2, 3, dtype=torch.float64, requires_grad=True)
+    gt = torch.zeros(1, 1, 2, 3, dtype=torch.float64)
+    gt[0, 0, 0, 2] = -1.0
+    for backend in ("reference", FUSED_CPU):
+        (g,) = torch.autograd.grad(repose_ext.spatial_depth_rank_loss(pred, gt, backend=backend), pred)
+        assert torch.count_nonzero(g) == 0, backend
+    (g,) = torch.autograd.grad(reference.authors_spatial_rank_loss(pred, gt), pred)
+    assert g[0, 0, 0, 2].item() == pytest.approx(0.5 / 4) and g[0, 0, 1, 2].item() == pytest.approx(-0.5 / 4)
+
+
+def test_ground_truth_ties_never_count():
+    pred = torch.randn(2, 7, 17, 3)
+    gt = torch.ones(2, 7, 17, 3)  # every pair tied
+    for backend in ("reference", FUSED_CPU):
+        assert repose_ext.spatial_depth_rank_loss(pred, gt, backend=backend).item() == 0.0
+        assert repose_ext.temporal_depth_rank_loss(pred, gt, backend=backend, margin=1.0).item() == 0.0
+
+
+def test_nan_in_pred_propagates():
+    pred, gt = make(1, 8, 17)
+    pred[0, 3, 5, 2] = float("nan")
+    for backend in ("reference", FUSED_CPU):
+        assert torch.isnan(repose_ext.spatial_depth_rank_loss(pred, gt, backend=backend))
+        assert torch.isnan(repose_ext.temporal_depth_rank_loss(pred, gt, backend=backend))
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "active"])
+def test_empty_batch(kind, reduction):
+    pred = torch.zeros(0, 9, 17, 3, requires_grad=True)
+    loss = call(kind, pred, torch.zeros(0, 9, 17, 3), FUSED_CPU, reduction=reduction)
+    assert loss.shape == ((0,) if reduction == "none" else ())
+    if reduction != "none":
+        assert loss.item() == 0.0
+    loss.sum().backward()
+    assert pred.grad.shape == pred.shape
+
+
+def test_single_frame_and_single_joint_are_zero():
+    pred, gt = make(2, 1, 17)
+    assert repose_ext.temporal_depth_rank_loss(pred, gt).item() == 0.0
+    pred, gt = make(2, 9, 1)
+    assert repose_ext.spatial_depth_rank_loss(pred, gt).item() == 0.0
+
+
+@pytest.mark.parametrize("kind", ["spatial", "temporal"])
+def test_deterministic(kind):
+    pred, gt = make(4, 243, 17, dtype=torch.float32)
+    w = torch.rand(4, 243, 17)
+    first = loss_and_grad(kind, pred, gt, FUSED_CPU, weight=w, reduction="active")
+    for _ in range(10):
+        again = loss_and_grad(kind, pred, gt, FUSED_CPU, weight=w, reduction="active")
+        assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+
+
+def test_opcheck():
+    op = torch.ops.repose.rank_hinge.default
+    gen = torch.Generator().manual_seed(1)
+    for s, n, weighted, margin, window, need_grad, need_active in [
+        (5, 17, False, 0.0, -1, True, False),
+        (4, 9, True, 0.1, 2, True, True),
+        (3, 7, False, 0.0, -1, False, True),
+        (0, 3, False, 0.0, -1, True, False),
+    ]:
+        p = torch.randn(s, n, generator=gen, requires_grad=need_grad)
+        g = torch.randn(s, n, generator=gen)
+        w = torch.rand(s, n, generator=gen) if weighted else None
+        torch.library.opcheck(op, (p, g, w, margin, window, need_grad, need_active))
+
+
+def test_torch_compile_fullgraph():
+    pred, gt = make(2, 27, 17, dtype=torch.float32)
+    w = torch.rand(2, 27, 17)
+
+    def step(p, g, w):
+        return (
+            repose_ext.spatial_depth_rank_loss(p, g, w, margin=0.05)
+            + repose_ext.temporal_depth_rank_loss(p, g, window=9, reduction="active")
+        )
+
+    compiled = torch.compile(step, fullgraph=True)
+    p1 = pred.clone().requires_grad_(True)
+    p2 = pred.clone().requires_grad_(True)
+    eager, compiled_loss = step(p1, gt, w), compiled(p2, gt, w)
+    eager.backward()
+    compiled_loss.backward()
+    torch.testing.assert_close(compiled_loss, eager)
+    torch.testing.assert_close(p2.grad, p1.grad)
+
+
+def test_modules():
+    pred, gt = make(2, 9, 17)
+    w = torch.rand(2, 9, 17, dtype=torch.float64)
+    combined = repose_ext.DepthRankLoss(lambda_spatial=0.3, lambda_temporal=2.0, margin=0.01, window=4)
+    expected = 0.3 * repose_ext.spatial_depth_rank_loss(pred, gt, w, margin=0.01) + 2.0 * repose_ext.temporal_depth_rank_loss(
+        pred, gt, w, margin=0.01, window=4
+    )
+    torch.testing.assert_close(combined(pred, gt, w), expected)
+    torch.testing.assert_close(
+        repose_ext.SpatialDepthRankLoss(reduction="sum")(pred, gt), repose_ext.spatial_depth_rank_loss(pred, gt, reduction="sum")
+    )
+
+
+def test_zero_weight_term_is_not_computed(monkeypatch):
+    pred, gt = make(2, 9, 17)
+    module = repose_ext.DepthRankLoss(lambda_spatial=1.0, lambda_temporal=0.0)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("temporal term computed at weight 0")
+
+    monkeypatch.setattr(module.temporal, "forward", boom)
+    torch.testing.assert_close(module(pred, gt), repose_ext.spatial_depth_rank_loss(pred, gt))
+
+
+def test_mean_of_none_is_mean():
+    pred, gt = make(4, 9, 17)
+    for fn in LOSSES.values():
+        torch.testing.assert_close(fn(pred, gt, reduction="none").mean(), fn(pred, gt))
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pred, gt, kwargs, exc, match",
+    [
+        (torch.zeros(4, 17, 3, 2), torch.zeros(4, 17, 3, 2), {}, ValueError, r"pred must have shape \(B, T, J, 3\).*got \(4, 17, 3, 2\)"),
+        (torch.zeros(17, 3), torch.zeros(17, 3), {}, ValueError, r"pred must have shape .*got \(17, 3\)"),
+        (torch.zeros(2, 9, 17, 3), torch.zeros(2, 9, 16, 3), {}, ValueError, r"gt must have the shape of pred \(2, 9, 17, 3\); got \(2, 9, 16, 3\)"),
+        (torch.zeros(2, 9, 17, 3, dtype=torch.int64), torch.zeros(2, 9, 17, 3), {}, TypeError, r"pred must be a floating-point tensor.*torch.int64"),
+        (torch.zeros(2, 9, 17, 3), torch.zeros(2, 9, 17, 3, dtype=torch.int32), {}, TypeError, r"gt must be a floating-point tensor.*torch.int32"),
+        (torch.zeros(2, 9, 17, 3), torch.zeros(2, 9, 17, 3, device="meta"), {}, ValueError, r"same device.*pred on cpu and gt on meta"),
+        (torch.zeros(2, 9, 17, 3), torch.zeros(2, 9, 17, 3), {"weight": torch.ones(2, 9)}, ValueError, r"weight must have shape \(B, T, J\) = \(2, 9, 17\); got \(2, 9\)"),
+        (torch.zeros(2, 9, 17, 3), torch.zeros(2, 9, 17, 3), {"weight": torch.ones(2, 9, 17, dtype=torch.int64)}, TypeError, r"weight must be a floating-point or bool tensor; got torch.int64"),
+        (torch.zeros(2, 9, 17, 3), torch.zeros(2, 9, 17, 3), {"reduction": "avg"}, ValueError, r"reduction must be one of .*'avg'"),
+        (torch.zeros(2, 9, 17, 3), torch.zeros(2, 9, 17, 3), {"margin": float("inf")}, ValueError, r"margin must be a finite number; got inf"),
+        (torch.zeros(2, 9, 17, 3), torch.zeros(2, 9, 17, 3), {"backend": "gpu"}, ValueError, r"backend must be 'auto' or one of .*'gpu'"),
+        ([[0.0]], torch.zeros(2, 9, 17, 3), {}, TypeError, r"pred must be a torch.Tensor; got list"),
+    ],
+)
+def test_bad_input(pred, gt, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        repose_ext.spatial_depth_rank_loss(pred, gt, **kwargs)
+
+
+@pytest.mark.parametrize("window", [-1, 2.5, True])
+def test_bad_window(window):
+    with pytest.raises(ValueError, match=r"window must be None or an int >= 0; got"):
+        repose_ext.temporal_depth_rank_loss(torch.zeros(1, 4, 17, 3), torch.zeros(1, 4, 17, 3), window=window)
+
+
+def test_backend_errors():
+    pred, gt = make(1, 4, 17)
+    assert "cpu" in repose_ext.available_backends("cpu") and "reference" in repose_ext.available_backends()
+    with pytest.raises((ValueError, RuntimeError), match=r"backend 'cuda'"):
+        repose_ext.spatial_depth_rank_loss(pred, gt, backend="cuda")
+
+
+def test_op_rejects_bad_series():
+    op = torch.ops.repose.rank_hinge.default
+    with pytest.raises(RuntimeError, match=r"gt must have the shape of pred"):
+        op(torch.zeros(3, 4), torch.zeros(3, 5), None, 0.0, -1, False, False)
+    with pytest.raises(RuntimeError, match=r"pred must be float32 or float64"):
+        op(torch.zeros(3, 4, dtype=torch.half), torch.zeros(3, 4, dtype=torch.half), None, 0.0, -1, False, False)
