@@ -1,0 +1,212 @@
+"""Checkpoint I/O for the pose lifters: the released RePOSE/MotionBERT format and our own.
+
+Released format (RePOSE ``best_epoch.bin``, MotionBERT checkpoints): a dict whose ``"model_pos"`` entry is the
+model's state dict, saved from ``nn.DataParallel`` so every key starts with ``"module."``; other entries
+(``"epoch"``, ``"lr"``, ``"optimizer"``, ``"min_loss"``) are ignored here.
+
+Our format (written by :func:`save_checkpoint`) uses the same ``"model_pos"`` key with plain parameter names, so
+either program can read the other's weights, plus ``"format": "repose_ext"``, ``"format_version"`` and the
+optional fields the trainer passes (optimizer / scheduler state, epoch, config, metrics, anything else).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from typing import Any, Mapping, Optional, Union
+
+import torch
+from torch import nn
+
+MODEL_KEY = "model_pos"
+FORMAT_NAME = "repose_ext"
+FORMAT_VERSION = 1
+_PREFIXES = ("module.", "_orig_mod.")
+_MAX_LISTED = 12
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The underlying module of DataParallel / DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def strip_prefixes(state_dict: Mapping[str, Any], prefixes=_PREFIXES) -> "OrderedDict[str, Any]":
+    """Remove wrapper prefixes (``"module."`` of (Distributed)DataParallel, ``"_orig_mod."`` of torch.compile).
+
+    Args:
+        state_dict: parameter name -> tensor.
+        prefixes: prefixes removed, repeatedly, from the start of every key.
+
+    Returns:
+        A new ordered dict with the same tensors under the stripped names.
+    """
+    out: "OrderedDict[str, Any]" = OrderedDict()
+    for key, value in state_dict.items():
+        stripped = True
+        while stripped:
+            stripped = False
+            for prefix in prefixes:
+                if key.startswith(prefix):
+                    key = key[len(prefix):]
+                    stripped = True
+        out[key] = value
+    return out
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` to a temporary file in the destination folder, then ``os.replace`` it onto ``path``.
+
+    A reader never sees a half-written file: ``path`` holds either the old or the new content.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, *, optimizer: Optional[Any] = None,
+                    scheduler: Optional[Any] = None, epoch: Optional[int] = None,
+                    config: Optional[Mapping[str, Any]] = None, metrics: Optional[Mapping[str, Any]] = None,
+                    extra: Optional[Mapping[str, Any]] = None) -> None:
+    """Write a checkpoint atomically in our format (readable by :func:`load_model_weights` and by RePOSE's
+    ``evaluate.py``, which reads ``"model_pos"``).
+
+    Args:
+        path: destination file.
+        model: the network (DataParallel / DDP / compiled wrappers are unwrapped, so names carry no prefix).
+        optimizer: optional object with ``state_dict()``, stored under ``"optimizer"``.
+        scheduler: optional object with ``state_dict()``, stored under ``"scheduler"``.
+        epoch: optional epoch number.
+        config: optional run configuration (plain Python data).
+        metrics: optional metrics (plain Python data).
+        extra: more top-level entries (e.g. RNG states); keys must not clash with the ones above.
+    """
+    payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, MODEL_KEY: _unwrap(model).state_dict()}
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        payload["scheduler"] = scheduler.state_dict()
+    if epoch is not None:
+        payload["epoch"] = epoch
+    if config is not None:
+        payload["config"] = dict(config)
+    if metrics is not None:
+        payload["metrics"] = dict(metrics)
+    if extra:
+        clash = sorted(set(extra) & set(payload))
+        if clash:
+            raise ValueError(f"extra must not contain the reserved keys {clash}")
+        payload.update(extra)
+    atomic_torch_save(payload, path)
+
+
+def load_checkpoint(path: PathLike, map_location: Any = "cpu", weights_only: bool = True) -> dict:
+    """Read a checkpoint file (released RePOSE/MotionBERT format or ours) without touching a model.
+
+    Args:
+        path: checkpoint file.
+        map_location: passed to ``torch.load`` (default CPU, so GPU-saved files load anywhere).
+        weights_only: ``torch.load``'s safe unpickler (tensors and plain Python data only). Set False only for
+            files you trust that hold other objects.
+
+    Returns:
+        The checkpoint dict. A file holding a bare state dict is returned as ``{"model_pos": state_dict}``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file holds no mapping with model weights.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    obj = torch.load(path, map_location=map_location, weights_only=weights_only)
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"checkpoint {path} must hold a dict; got {type(obj).__name__}")
+    if MODEL_KEY not in obj:
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return {MODEL_KEY: obj}
+        raise ValueError(
+            f"checkpoint {path} must hold a dict with key {MODEL_KEY!r} (the model state dict); "
+            f"got keys {sorted(map(str, obj))[:_MAX_LISTED]}"
+        )
+    return dict(obj)
+
+
+def _listing(names) -> str:
+    names = list(names)
+    shown = ", ".join(names[:_MAX_LISTED])
+    if len(names) > _MAX_LISTED:
+        shown += f", ... ({len(names) - _MAX_LISTED} more)"
+    return shown
+
+
+def load_model_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], strict: bool = True,
+                       map_location: Any = "cpu", weights_only: bool = True) -> dict:
+    """Load weights into ``model`` from a checkpoint file or an already-loaded checkpoint / state dict.
+
+    Accepts the released format (``{"model_pos": ...}`` with ``"module."`` keys), ours, and a bare state dict.
+    Wrapper prefixes are stripped, and the model is unwrapped if it is a DataParallel / DDP / compiled module.
+
+    Args:
+        model: the network to fill.
+        source: a path, a checkpoint dict (with ``"model_pos"``), or a state dict.
+        strict: require the key sets and shapes to match exactly. With False, matching entries are loaded and the
+            others reported in the return value.
+        map_location, weights_only: as in :func:`load_checkpoint` (used when ``source`` is a path).
+
+    Returns:
+        The checkpoint dict, with ``"missing_keys"`` and ``"unexpected_keys"`` added (lists; empty when strict).
+
+    Raises:
+        RuntimeError: with ``strict``, any missing key, unexpected key or shape mismatch; the message lists them.
+    """
+    if isinstance(source, Mapping):
+        checkpoint = dict(source) if MODEL_KEY in source else {MODEL_KEY: source}
+    else:
+        checkpoint = load_checkpoint(source, map_location=map_location, weights_only=weights_only)
+    state = strip_prefixes(checkpoint[MODEL_KEY])
+    target = _unwrap(model)
+    expected = target.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if strict and (missing or unexpected or mismatched):
+        lines = [f"checkpoint does not match {type(target).__name__} (strict=True):"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {_listing(missing)}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {_listing(unexpected)}")
+        if mismatched:
+            lines.append(f"  shape mismatches ({len(mismatched)}): {_listing(mismatched)}")
+        lines.append("  (is the model built with the checkpoint's preset, e.g. build_model('repose')?)")
+        raise RuntimeError("\n".join(lines))
+    if not strict:
+        bad = {m.split(":")[0] for m in mismatched}
+        state = OrderedDict((k, v) for k, v in state.items() if k not in bad)
+    result = target.load_state_dict(state, strict=strict)
+    checkpoint["missing_keys"] = list(result.missing_keys)
+    checkpoint["unexpected_keys"] = list(result.unexpected_keys)
+    return checkpoint
