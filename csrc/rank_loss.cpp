@@ -29,4 +29,13 @@ TORCH_LIBRARY(repose, m) {
   m.def(
       "rank_hinge(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, "
       "bool need_grad, bool need_active) -> (Tensor stats, Tensor grad)");
+  // The same computation with the algorithm fixed (CPU only; rank_hinge picks one):
+  // the O(N^2) pair loop, and the exact O(N log N) sorted sweep (which runs the dense
+  // band when window >= 0 is shorter than the series).
+  m.def(
+      "rank_hinge_dense(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, "
+      "bool need_grad, bool need_active) -> (Tensor stats, Tensor grad)");
+  m.def(
+      "rank_hinge_sorted(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, "
+      "bool need_grad, bool need_active) -> (Tensor stats, Tensor grad)");
 }

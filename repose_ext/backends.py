@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import torch
 
-from . import _ops
+from . import _cpu, _ops  # noqa: F401  (_cpu registers the CPU algorithm ops)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,203 @@
+// Dense O(N^2) kernels of repose::rank_hinge on the CPU (plain C++, no torch).
+//
+// Each unordered pair {k, l} of a series is visited once and updates both A_k and A_l
+// (see series.h). The per-pair work is written as a loop over L independent lanes, which
+// the compiler turns into SIMD code for the ISA the caller is compiled for:
+// * dense_lanes: lanes = L different series (element k of 16 series side by side). For
+//   short series (the J joints of a frame): no horizontal sums, no partial vectors.
+// * dense_rows:  lanes = L consecutive partners l of one element k of one series. For
+//   long series and for few series.
+// Unweighted counts are integers (exact, order-free); weighted sums run in double in a
+// fixed order. Either way the result does not depend on threads or scheduling.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "series.h"
+
+namespace repose {
+namespace cpu {
+
+template <typename T>
+struct DenseTraits {
+  static constexpr int kLanes = 64 / sizeof(T);  // one 512-bit register of T
+  using Count = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+};
+
+template <typename T, bool kW>
+using DenseAcc = std::conditional_t<kW, double, typename DenseTraits<T>::Count>;
+
+// One lane of one pair (k, l): updates A_k (ak), A_l (al), V and the active count.
+template <typename T, typename Acc, bool kW, bool kM, bool kA>
+inline __attribute__((always_inline)) void pair_lane(T pk, T gk, Acc wk, T pl, T gl, Acc wl, T m, Acc& ak,
+                                                     Acc& al, Acc& vio, Acc& act) {
+  const T d = pk - pl;
+  const bool k_near = gk < gl;
+  const bool l_near = gl < gk;
+  // fl(p_k - p_l) + m > 0 and fl(p_l - p_k) + m > 0; with m = 0 these are the signs of d.
+  const bool x = k_near & (kM ? (d + m > T(0)) : (d > T(0)));
+  const bool y = l_near & (kM ? (m - d > T(0)) : (d < T(0)));
+  const Acc t = Acc(x) - Acc(y);
+  if constexpr (kW) {
+    ak += t * wl;
+    al -= t * wk;
+    if constexpr (kM) vio += Acc(x | y) * (wk * wl);
+    if constexpr (kA) act += Acc(k_near | l_near) * (wk * wl);
+  } else {
+    ak += t;
+    al -= t;
+    if constexpr (kM) vio += Acc(x | y);
+    if constexpr (kA) act += Acc(k_near | l_near);
+  }
+}
+
+// Bytes of scratch dense_lanes needs for series of n elements.
+template <typename T, bool kW>
+constexpr int64_t dense_lanes_scratch(int64_t n) {
+  constexpr int64_t L = DenseTraits<T>::kLanes;
+  return n * L * (2 * int64_t(sizeof(T)) + (kW ? int64_t(sizeof(double)) : 0) + int64_t(sizeof(DenseAcc<T, kW>)));
+}
+
+// Series blocks [block_begin, block_end): block b holds series [b*L, min(S, (b+1)*L)).
+// scratch: dense_lanes_scratch bytes, 64-byte aligned.
+template <typename T, bool kW, bool kM, bool kA>
+inline __attribute__((always_inline)) void dense_lanes(const SeriesArgs<T>& a, int64_t block_begin,
+                                                       int64_t block_end, void* scratch) {
+  constexpr int L = DenseTraits<T>::kLanes;
+  using Acc = DenseAcc<T, kW>;
+  const int64_t n = a.n;
+  const T m = a.margin;
+  T* P = static_cast<T*>(scratch);  // [n][L]
+  T* G = P + n * L;                  // [n][L]
+  Acc* W = reinterpret_cast<Acc*>(G + n * L);  // [n][L], only when kW
+  Acc* A = W + (kW ? n * L : 0);               // [n][L]
+
+  for (int64_t b = block_begin; b < block_end; ++b) {
+    const int64_t s0 = b * L;
+    const int64_t lanes = a.s - s0 < L ? a.s - s0 : L;
+    // Transpose the block in; unused lanes get zeros (equal ground truth: no pairs).
+    for (int64_t i = 0; i < L; ++i) {
+      const T* pi = a.p + (s0 + i) * n;
+      const T* gi = a.g + (s0 + i) * n;
+      for (int64_t k = 0; k < n; ++k) {
+        P[k * L + i] = i < lanes ? pi[k] : T(0);
+        G[k * L + i] = i < lanes ? gi[k] : T(0);
+        if constexpr (kW) W[k * L + i] = i < lanes ? Acc(a.w[(s0 + i) * n + k]) : Acc(0);
+      }
+    }
+    std::memset(A, 0, sizeof(Acc) * n * L);
+    Acc vio[L] = {}, act[L] = {};
+
+    for (int64_t k = 0; k < n; ++k) {
+      T pk[L], gk[L];
+      Acc wk[L], ak[L];
+      for (int i = 0; i < L; ++i) {
+        pk[i] = P[k * L + i];
+        gk[i] = G[k * L + i];
+        wk[i] = kW ? W[k * L + i] : Acc(1);
+        ak[i] = A[k * L + i];
+      }
+      const int64_t hi = a.window < 0 || k + a.window + 1 > n ? n : k + a.window + 1;
+      for (int64_t l = k + 1; l < hi; ++l) {
+        const T* pl = P + l * L;
+        const T* gl = G + l * L;
+        const Acc* wl = W + l * L;
+        Acc* al = A + l * L;
+        for (int i = 0; i < L; ++i) {
+          pair_lane<T, Acc, kW, kM, kA>(pk[i], gk[i], wk[i], pl[i], gl[i], kW ? wl[i] : Acc(1), m, ak[i], al[i],
+                                        vio[i], act[i]);
+        }
+      }
+      for (int i = 0; i < L; ++i) A[k * L + i] = ak[i];
+    }
+
+    for (int64_t i = 0; i < lanes; ++i) {
+      const int64_t s = s0 + i;
+      finish_series<T, Acc>(a.p + s * n, kW ? a.w + s * n : nullptr, A + i, L, n, m, double(vio[i]),
+                            double(act[i]), a.grad ? a.grad + s * n : nullptr, a.loss + s,
+                            a.active ? a.active + s : nullptr);
+    }
+  }
+}
+
+// Bytes of scratch dense_rows needs for series of n elements.
+template <typename T, bool kW>
+constexpr int64_t dense_rows_scratch(int64_t n) {
+  constexpr int64_t L = DenseTraits<T>::kLanes;
+  return (n + L) * (2 * int64_t(sizeof(T)) + (kW ? int64_t(sizeof(double)) : 0) + int64_t(sizeof(DenseAcc<T, kW>)));
+}
+
+// Series [s_begin, s_end), one at a time; lanes run over the partners l of element k.
+template <typename T, bool kW, bool kM, bool kA>
+inline __attribute__((always_inline)) void dense_rows(const SeriesArgs<T>& a, int64_t s_begin, int64_t s_end,
+                                                      void* scratch) {
+  constexpr int L = DenseTraits<T>::kLanes;
+  using Acc = DenseAcc<T, kW>;
+  const int64_t n = a.n;
+  const T m = a.margin;
+  T* P = static_cast<T*>(scratch);  // [n + L]
+  T* G = P + n + L;                  // [n + L]; the padding is NaN: never nearer nor farther
+  Acc* W = reinterpret_cast<Acc*>(G + n + L);  // [n + L], only when kW
+  Acc* A = W + (kW ? n + L : 0);               // [n + L]
+
+  for (int64_t s = s_begin; s < s_end; ++s) {
+    const T* ps = a.p + s * n;
+    const T* gs = a.g + s * n;
+    for (int64_t k = 0; k < n; ++k) {
+      P[k] = ps[k];
+      G[k] = gs[k];
+      if constexpr (kW) W[k] = Acc(a.w[s * n + k]);
+    }
+    for (int64_t k = n; k < n + L; ++k) {
+      P[k] = T(0);
+      G[k] = std::numeric_limits<T>::quiet_NaN();
+      if constexpr (kW) W[k] = Acc(0);
+    }
+    std::memset(A, 0, sizeof(Acc) * (n + L));
+    double v = 0, c = 0;  // totals of V and of the active count, flushed row by row
+
+    for (int64_t k = 0; k < n; ++k) {
+      const T pk = P[k], gk = G[k];
+      const Acc wk = kW ? W[k] : Acc(1);
+      const int64_t hi = a.window < 0 || k + a.window + 1 > n ? n : k + a.window + 1;
+      Acc ak[L] = {}, vio[L] = {}, act[L] = {};
+      int64_t l = k + 1;
+      for (; l + L <= hi; l += L) {
+        for (int i = 0; i < L; ++i) {
+          pair_lane<T, Acc, kW, kM, kA>(pk, gk, wk, P[l + i], G[l + i], kW ? W[l + i] : Acc(1), m, ak[i],
+                                        A[l + i], vio[i], act[i]);
+        }
+      }
+      if (l < hi) {  // last partial vector: lanes past hi see a NaN ground truth
+        const int64_t rem = hi - l;
+        for (int i = 0; i < L; ++i) {
+          const T gl = i < rem ? G[l + i] : std::numeric_limits<T>::quiet_NaN();
+          pair_lane<T, Acc, kW, kM, kA>(pk, gk, wk, P[l + i], gl, kW ? W[l + i] : Acc(1), m, ak[i], A[l + i],
+                                        vio[i], act[i]);
+        }
+      }
+      Acc sum = 0;
+      for (int i = 0; i < L; ++i) sum += ak[i];
+      A[k] += sum;
+      if constexpr (kM) {
+        Acc row = 0;
+        for (int i = 0; i < L; ++i) row += vio[i];
+        v += double(row);
+      }
+      if constexpr (kA) {
+        Acc row = 0;
+        for (int i = 0; i < L; ++i) row += act[i];
+        c += double(row);
+      }
+    }
+
+    finish_series<T, Acc>(ps, kW ? a.w + s * n : nullptr, A, 1, n, m, v, c, a.grad ? a.grad + s * n : nullptr,
+                          a.loss + s, a.active ? a.active + s : nullptr);
+  }
+}
+
+}  // namespace cpu
+}  // namespace repose

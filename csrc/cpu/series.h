@@ -1,0 +1,61 @@
+// Plain C++ (no torch) description of one repose::rank_hinge problem on the CPU, and
+// the per-series epilogue shared by the dense and the sorted kernels.
+//
+// Every kernel computes, for each element j of a series, the weighted count of the
+// violated pairs in which j is the ground-truth-nearer element minus those in which it
+// is the farther one:
+//   A_j = sum_{l: g_j < g_l, viol(j, l)} w_l  -  sum_{k: g_k < g_j, viol(k, j)} w_k,
+//   viol(k, l) = fl(fl(p_k - p_l) + m) > 0      (the reference's float expression),
+// so that d loss / d p_j = w_j * A_j. The hinge is piecewise linear, so the loss follows
+// from the gradient (Euler's identity for the violated set):
+//   loss = sum_{violated (k, l)} w_k w_l (p_k - p_l + m) = sum_j (p_j - c) w_j A_j + m * V,
+// with V the weighted number of violated pairs and any constant c (sum_j w_j A_j = 0).
+// Taking c = mean(p) keeps the products small; the sum runs in double. Without weights
+// A_j and V are exact integers. A NaN or infinite prediction makes c, hence the loss,
+// NaN, as in the reference (whose diagonal pair evaluates inf - inf).
+//
+// finish_series is never inlined, so every ISA variant of a kernel shares one compiled
+// epilogue (no FMA contraction in some and not others): the kernels give bit-identical
+// results whatever the instruction set.
+#pragma once
+
+#include <cstdint>
+
+namespace repose {
+namespace cpu {
+
+template <typename T>
+struct SeriesArgs {
+  const T* p;        // (S, N) predicted depths, row-major
+  const T* g;        // (S, N) ground-truth depths
+  const T* w;        // (S, N) weights, or nullptr
+  int64_t s;         // number of series
+  int64_t n;         // elements per series
+  int64_t window;    // < 0: every pair; else only pairs with |k - l| <= window
+  T margin;
+  T* grad;           // (S, N) d loss_s / d p, or nullptr
+  double* loss;      // (S) weighted hinge sum of each series
+  double* active;    // (S) weighted count of pairs with g_k < g_l, or nullptr
+};
+
+// Writes the gradient, loss and active count of one series from its A_j (stride
+// `stride` apart in `a`), V and active count. p and w point at the series' row.
+template <typename T, typename Acc>
+__attribute__((noinline)) void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, int64_t n, T margin,
+                          double violated, double active, T* grad, double* loss_out, double* active_out) {
+  double c = 0;
+  for (int64_t k = 0; k < n; ++k) c += static_cast<double>(p[k]);
+  c = n > 0 ? c / static_cast<double>(n) : 0.0;
+  double loss = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    double gk = static_cast<double>(a[k * stride]);
+    if (w != nullptr) gk *= static_cast<double>(w[k]);
+    loss += (static_cast<double>(p[k]) - c) * gk;
+    if (grad != nullptr) grad[k] = static_cast<T>(gk);
+  }
+  *loss_out = loss + static_cast<double>(margin) * violated;
+  if (active_out != nullptr) *active_out = active;
+}
+
+}  // namespace cpu
+}  // namespace repose

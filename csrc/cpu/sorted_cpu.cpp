@@ -1,0 +1,220 @@
+// Exact O(N log N) evaluation of repose::rank_hinge (no window) on the CPU.
+//
+// Per series: sort by ground truth and by prediction; sweep the ground-truth order one
+// tie group at a time while a Fenwick (binary indexed) tree over prediction ranks holds
+// the weights of the elements already swept (strictly smaller ground truth). For an
+// element j of the group:
+//   far_j  = sum of w_k over swept k with viol(k, j): the swept weight minus a prefix of
+//            the tree (viol(k, j) holds for every prediction rank >= thr_far[j]);
+//   then the group is inserted, and
+//   near_j = sum of w_l over later l (g_l > g_j) with viol(j, l): the weight of all
+//            ranks < thr_near[j] minus the same prefix of the tree, which now holds every
+//            element with g <= g_j (the group's own members, tied with j, cancel out).
+// viol(k, l) = fl(fl(p_k - p_l) + m) > 0 is the reference's own float expression; it is
+// monotone in both predictions, so both thresholds come from one two-pointer pass over
+// the sorted predictions and match the reference's decisions exactly (ties and margin
+// included). A_j = near_j - far_j gives the gradient and, through series.h, the loss.
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "rank_hinge_cpu.h"
+
+namespace repose {
+namespace cpu {
+namespace {
+
+// Integer keys whose unsigned order is the floating-point order (-0 and +0 equal).
+inline uint32_t order_key(float x) {
+  x += 0.0f;  // -0 -> +0
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+inline uint64_t order_key(double x) {
+  x += 0.0;
+  uint64_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
+}
+
+template <typename T, bool kW>
+struct SortedScratch {
+  using Tree = std::conditional_t<kW, double, int32_t>;  // swept weight per prediction rank
+  using Acc = std::conditional_t<kW, double, int64_t>;
+  std::vector<uint64_t> keys32;                      // float: key << 32 | index
+  std::vector<std::pair<uint64_t, uint32_t>> keys64;  // double: (key, index)
+  std::vector<int32_t> by_g, by_p, rank_p, thr_far, thr_near;
+  std::vector<T> p_sorted;
+  std::vector<double> cum_w;  // weight of the prediction ranks < r
+  std::vector<Tree> tree;
+  std::vector<Acc> a;
+
+  void resize(int64_t n) {
+    if (static_cast<int64_t>(by_g.size()) == n) return;
+    by_g.resize(n), by_p.resize(n), rank_p.resize(n), thr_far.resize(n), thr_near.resize(n);
+    p_sorted.resize(n), tree.resize(n + 1), a.resize(n);
+    if (kW) cum_w.resize(n + 1);
+    if (sizeof(T) == 4) {
+      keys32.resize(n);
+    } else {
+      keys64.resize(n);
+    }
+  }
+
+  // Indices of v[0..n) in ascending order of value (then index).
+  void sort_indices(const T* v, int64_t n, int32_t* out) {
+    if constexpr (sizeof(T) == 4) {
+      for (int64_t i = 0; i < n; ++i) keys32[i] = (uint64_t(order_key(v[i])) << 32) | uint64_t(i);
+      std::sort(keys32.begin(), keys32.begin() + n);
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(keys32[i] & 0xffffffffu);
+    } else {
+      for (int64_t i = 0; i < n; ++i) keys64[i] = {order_key(v[i]), static_cast<uint32_t>(i)};
+      std::sort(keys64.begin(), keys64.begin() + n);
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(keys64[i].second);
+    }
+  }
+};
+
+template <typename Tree>
+inline Tree fenwick_prefix(const Tree* t, int64_t r) {  // sum over ranks [0, r)
+  Tree s = 0;
+  for (; r > 0; r &= r - 1) s += t[r];
+  return s;
+}
+
+template <typename Tree>
+inline void fenwick_add(Tree* t, int64_t n, int64_t rank, Tree v) {
+  for (int64_t i = rank + 1; i <= n; i += i & -i) t[i] += v;
+}
+
+template <typename T, bool kW>
+void sorted_series(const T* p, const T* g, const T* w, int64_t n, T m, T* grad, double* loss, double* active,
+                   SortedScratch<T, kW>& sc) {
+  using Tree = typename SortedScratch<T, kW>::Tree;
+  using Acc = typename SortedScratch<T, kW>::Acc;
+  sc.resize(n);
+  int32_t* by_g = sc.by_g.data();
+  int32_t* by_p = sc.by_p.data();
+  int32_t* rank_p = sc.rank_p.data();
+  int32_t* thr_far = sc.thr_far.data();
+  int32_t* thr_near = sc.thr_near.data();
+  T* ps = sc.p_sorted.data();
+  Tree* tree = sc.tree.data();
+  Acc* a = sc.a.data();
+
+  sc.sort_indices(g, n, by_g);
+  sc.sort_indices(p, n, by_p);
+  for (int64_t r = 0; r < n; ++r) {
+    rank_p[by_p[r]] = static_cast<int32_t>(r);
+    ps[r] = p[by_p[r]];
+  }
+  // thr_far[j]:  first rank r with viol(ps[r], p_j)  (true from there on);
+  // thr_near[j]: number of ranks r with viol(p_j, ps[r]) (true up to there).
+  // Both are non-decreasing in p_j, so one pass over ascending p_j finds them all.
+  for (int64_t r = 0, f = 0, q = 0; r < n; ++r) {
+    const T pj = ps[r];
+    while (f < n && !(T(T(ps[f] - pj) + m) > T(0))) ++f;
+    while (q < n && T(T(pj - ps[q]) + m) > T(0)) ++q;
+    thr_far[by_p[r]] = static_cast<int32_t>(f);
+    thr_near[by_p[r]] = static_cast<int32_t>(q);
+  }
+  if constexpr (kW) {
+    sc.cum_w[0] = 0;
+    for (int64_t r = 0; r < n; ++r) sc.cum_w[r + 1] = sc.cum_w[r] + double(w[by_p[r]]);
+  }
+  std::fill(tree, tree + n + 1, Tree(0));
+
+  Acc swept = 0, violated = 0, act = 0;
+  for (int64_t i = 0; i < n;) {
+    const T gi = g[by_g[i]];
+    int64_t end = i + 1;
+    while (end < n && g[by_g[end]] == gi) ++end;
+    for (int64_t t = i; t < end; ++t) {
+      const int64_t j = by_g[t];
+      const Acc far = swept - Acc(fenwick_prefix(tree, thr_far[j]));
+      const Acc wj = kW ? Acc(w[j]) : Acc(1);
+      a[j] = -far;
+      violated += wj * far;
+      act += wj * swept;
+    }
+    for (int64_t t = i; t < end; ++t) {
+      const int64_t j = by_g[t];
+      const Tree wj = kW ? Tree(w[j]) : Tree(1);
+      fenwick_add(tree, n, rank_p[j], wj);
+      swept += Acc(wj);
+    }
+    for (int64_t t = i; t < end; ++t) {
+      const int64_t j = by_g[t];
+      const int64_t q = thr_near[j];
+      const Acc all = kW ? Acc(sc.cum_w[q]) : Acc(q);
+      a[j] += all - Acc(fenwick_prefix(tree, q));
+    }
+    i = end;
+  }
+  finish_series<T, Acc>(p, w, a, 1, n, m, double(violated), double(act), grad, loss, active);
+}
+
+template <typename T>
+bool all_sortable(const T* p, const T* g, int64_t n) {
+  bool ok = true;
+  for (int64_t k = 0; k < n; ++k) ok &= std::isfinite(p[k]) & !std::isnan(g[k]);
+  return ok;
+}
+
+template <typename T, bool kW>
+void sorted_run(const SeriesArgs<T>& a, Isa isa) {
+  const int64_t n = a.n;
+  // About 64k element-steps (n log n) per task.
+  int64_t log_n = 1;
+  while ((int64_t(1) << log_n) < n) ++log_n;
+  const int64_t cost = n * log_n;
+  const int64_t grain = cost >= 65536 ? 1 : 65536 / cost;
+  at::parallel_for(0, a.s, grain, [&](int64_t b, int64_t e) {
+    SortedScratch<T, kW> sc;
+    for (int64_t s = b; s < e; ++s) {
+      const T* p = a.p + s * n;
+      const T* g = a.g + s * n;
+      const T* w = kW ? a.w + s * n : nullptr;
+      T* grad = a.grad ? a.grad + s * n : nullptr;
+      double* act = a.active ? a.active + s : nullptr;
+      if (!all_sortable(p, g, n)) {  // NaN/inf: the dense loop keeps the reference's semantics
+        SeriesArgs<T> one{p, g, w, 1, n, -1, a.margin, grad, a.loss + s, act};
+        dense_rank_hinge<T>(one, isa);
+        continue;
+      }
+      double act_s = 0;
+      sorted_series<T, kW>(p, g, w, n, a.margin, grad, a.loss + s, &act_s, sc);
+      if (act) *act = act_s;
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void sorted_rank_hinge(const SeriesArgs<T>& a, Isa isa) {
+  if (a.s == 0 || a.n == 0) return;
+  if (a.window >= 0 && a.window < a.n - 1) {  // a window needs the band: dense
+    dense_rank_hinge<T>(a, isa);
+    return;
+  }
+  if (a.w != nullptr) {
+    sorted_run<T, true>(a, isa);
+  } else {
+    sorted_run<T, false>(a, isa);
+  }
+}
+
+template void sorted_rank_hinge<float>(const SeriesArgs<float>&, Isa);
+template void sorted_rank_hinge<double>(const SeriesArgs<double>&, Isa);
+
+}  // namespace cpu
+}  // namespace repose

@@ -1,0 +1,39 @@
+"""torch.library glue for the CPU algorithm ops ``repose::rank_hinge_dense`` and
+``repose::rank_hinge_sorted``: fake impls and autograd (the formula of ``repose::rank_hinge``).
+
+``repose::rank_hinge`` on CPU already picks the faster of the two for each call (the sorted
+O(N log N) sweep for series of at least ``SORTED_MIN_N`` elements and no window, the dense
+pair loop otherwise); these ops fix the algorithm, for benchmarks and tests.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _ops
+
+DENSE_OP = "repose::rank_hinge_dense"
+SORTED_OP = "repose::rank_hinge_sorted"
+# Keep in sync with kSortedMinN in csrc/cpu/rank_loss_cpu.cpp.
+SORTED_MIN_N = 1024
+
+
+def _has_op(name: str) -> bool:
+    namespace, op = name.split("::")
+    return _ops._C is not None and hasattr(getattr(torch.ops, namespace), op)
+
+
+if _has_op(DENSE_OP):
+    for _name in (DENSE_OP, SORTED_OP):
+        torch.library.register_fake(_name)(_ops.rank_hinge_fake)
+        _ops.register_rank_hinge_autograd(_name)
+
+
+def rank_hinge_dense(pred, gt, weight, margin, window, need_grad, need_active):
+    """``repose::rank_hinge`` computed by the O(N^2) pair loop. See csrc/rank_loss.cpp."""
+    return torch.ops.repose.rank_hinge_dense(pred, gt, weight, margin, window, need_grad, need_active)
+
+
+def rank_hinge_sorted(pred, gt, weight, margin, window, need_grad, need_active):
+    """``repose::rank_hinge`` computed by the O(N log N) sorted sweep (dense band with a window)."""
+    return torch.ops.repose.rank_hinge_sorted(pred, gt, weight, margin, window, need_grad, need_active)
