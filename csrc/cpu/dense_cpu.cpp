@@ -10,6 +10,7 @@
 #include <memory>
 #include <new>
 
+#include "dense_avx512.h"
 #include "dense_kernels.h"
 #include "rank_hinge_cpu.h"
 
@@ -77,22 +78,29 @@ using KernelFn = void (*)(const SeriesArgs<T>&, int64_t, int64_t, void*);
       KERNEL##_##ISA##_##T##_falsetruefalse,  KERNEL##_##ISA##_##T##_falsetruetrue,  \
       KERNEL##_##ISA##_##T##_truefalsefalse,  KERNEL##_##ISA##_##T##_truefalsetrue,  \
       KERNEL##_##ISA##_##T##_truetruefalse,   KERNEL##_##ISA##_##T##_truetruetrue};
-#define REPOSE_ALL_ISAS(KERNEL, T)   \
-  REPOSE_ENTRIES(KERNEL, AVX512, T)  \
-  REPOSE_ENTRIES(KERNEL, AVX2, T)    \
+#define REPOSE_PORTABLE_ISAS(KERNEL, T) \
+  REPOSE_ENTRIES(KERNEL, AVX2, T)        \
   REPOSE_ENTRIES(KERNEL, BASE, T)
 
-REPOSE_ALL_ISAS(dense_lanes, float)
-REPOSE_ALL_ISAS(dense_lanes, double)
-REPOSE_ALL_ISAS(dense_rows, float)
-REPOSE_ALL_ISAS(dense_rows, double)
+// AVX-512: hand-written mask-register kernels; AVX2 and baseline: the portable
+// lane loops, vectorised by the compiler for each target.
+using avx512::dense_lanes_avx512;
+using avx512::dense_rows_avx512;
+REPOSE_ENTRIES(dense_lanes_avx512, AVX512, float)
+REPOSE_ENTRIES(dense_lanes_avx512, AVX512, double)
+REPOSE_ENTRIES(dense_rows_avx512, AVX512, float)
+REPOSE_ENTRIES(dense_rows_avx512, AVX512, double)
+REPOSE_PORTABLE_ISAS(dense_lanes, float)
+REPOSE_PORTABLE_ISAS(dense_lanes, double)
+REPOSE_PORTABLE_ISAS(dense_rows, float)
+REPOSE_PORTABLE_ISAS(dense_rows, double)
 
 template <typename T>
 KernelFn<T> pick(bool lanes, Isa isa, int variant) {
   if constexpr (std::is_same_v<T, float>) {
     switch (isa) {
       case Isa::kAvx512:
-        return lanes ? dense_lanes_AVX512_float[variant] : dense_rows_AVX512_float[variant];
+        return lanes ? dense_lanes_avx512_AVX512_float[variant] : dense_rows_avx512_AVX512_float[variant];
       case Isa::kAvx2:
         return lanes ? dense_lanes_AVX2_float[variant] : dense_rows_AVX2_float[variant];
       default:
@@ -101,7 +109,7 @@ KernelFn<T> pick(bool lanes, Isa isa, int variant) {
   } else {
     switch (isa) {
       case Isa::kAvx512:
-        return lanes ? dense_lanes_AVX512_double[variant] : dense_rows_AVX512_double[variant];
+        return lanes ? dense_lanes_avx512_AVX512_double[variant] : dense_rows_avx512_AVX512_double[variant];
       case Isa::kAvx2:
         return lanes ? dense_lanes_AVX2_double[variant] : dense_rows_AVX2_double[variant];
       default:

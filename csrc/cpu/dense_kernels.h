@@ -114,20 +114,27 @@ inline __attribute__((always_inline)) void dense_lanes(const SeriesArgs<T>& a, i
       for (int i = 0; i < L; ++i) A[k * L + i] = ak[i];
     }
 
-    for (int64_t i = 0; i < lanes; ++i) {
-      const int64_t s = s0 + i;
-      finish_series<T, Acc>(a.p + s * n, kW ? a.w + s * n : nullptr, A + i, L, n, m, double(vio[i]),
-                            double(act[i]), a.grad ? a.grad + s * n : nullptr, a.loss + s,
-                            a.active ? a.active + s : nullptr);
-    }
+    double vio_d[L], act_d[L];
+    for (int i = 0; i < L; ++i) vio_d[i] = double(vio[i]), act_d[i] = double(act[i]);
+    finish_lanes<T, Acc, L>(P, kW ? W : nullptr, A, n, lanes, m, vio_d, act_d, a.grad ? a.grad + s0 * n : nullptr,
+                            a.loss + s0, a.active ? a.active + s0 : nullptr, G);
   }
 }
 
-// Bytes of scratch dense_rows needs for series of n elements.
+// n + L rounded up to a multiple of L.
+template <typename T>
+constexpr int64_t dense_rows_padded(int64_t n) {
+  constexpr int64_t L = DenseTraits<T>::kLanes;
+  return (n + 2 * L - 1) / L * L;
+}
+
+// Bytes of scratch the row kernels (portable and AVX-512) need for series of n elements.
 template <typename T, bool kW>
 constexpr int64_t dense_rows_scratch(int64_t n) {
   constexpr int64_t L = DenseTraits<T>::kLanes;
-  return (n + L) * (2 * int64_t(sizeof(T)) + (kW ? int64_t(sizeof(double)) : 0) + int64_t(sizeof(DenseAcc<T, kW>)));
+  const int64_t np = dense_rows_padded<T>(n);
+  return np * (2 * int64_t(sizeof(T)) + 4 * int64_t(sizeof(double)) + 2 * int64_t(sizeof(int32_t))) +
+         (L + 1) * int64_t(sizeof(double)) + 64;
 }
 
 // Series [s_begin, s_end), one at a time; lanes run over the partners l of element k.

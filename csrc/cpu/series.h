@@ -41,20 +41,71 @@ struct SeriesArgs {
 // Writes the gradient, loss and active count of one series from its A_j (stride
 // `stride` apart in `a`), V and active count. p and w point at the series' row.
 template <typename T, typename Acc>
-__attribute__((noinline)) void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, int64_t n, T margin,
-                          double violated, double active, T* grad, double* loss_out, double* active_out) {
+inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, int64_t n, T margin,
+                                             double violated, double active, T* grad, double* loss_out,
+                                             double* active_out) {
+  // Eight partial sums (element k goes to k % 8), combined in a fixed order: short
+  // dependency chains, and the same result for every kernel and instruction set.
+  constexpr int kParts = 8;
+  double part[kParts] = {};
+  const int64_t full = n / kParts * kParts;
+  for (int64_t k = 0; k < full; k += kParts) {
+    for (int i = 0; i < kParts; ++i) part[i] += static_cast<double>(p[k + i]);
+  }
+  for (int64_t k = full; k < n; ++k) part[k - full] += static_cast<double>(p[k]);
   double c = 0;
-  for (int64_t k = 0; k < n; ++k) c += static_cast<double>(p[k]);
+  for (int i = 0; i < kParts; ++i) c += part[i];
   c = n > 0 ? c / static_cast<double>(n) : 0.0;
-  double loss = 0;
+  for (int i = 0; i < kParts; ++i) part[i] = 0;
   for (int64_t k = 0; k < n; ++k) {
     double gk = static_cast<double>(a[k * stride]);
     if (w != nullptr) gk *= static_cast<double>(w[k]);
-    loss += (static_cast<double>(p[k]) - c) * gk;
+    part[k % kParts] += (static_cast<double>(p[k]) - c) * gk;
     if (grad != nullptr) grad[k] = static_cast<T>(gk);
   }
+  double loss = 0;
+  for (int i = 0; i < kParts; ++i) loss += part[i];
   *loss_out = loss + static_cast<double>(margin) * violated;
   if (active_out != nullptr) *active_out = active;
+}
+
+// finish_series for the L series of a lanes block at once: P, W, A are [n][L] (W may be
+// nullptr), lane i is series s0 + i; grad points at series s0's row (or is nullptr) and
+// loss/active at its entries. Same partial sums and order as finish_series, per lane.
+template <typename T, typename Acc, int L>
+inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int64_t lanes, T margin,
+                                            const double* violated, const double* active, T* grad, double* loss_out,
+                                            double* active_out, T* scratch /* [n][L] */) {
+  constexpr int kParts = 8;
+  double part[kParts][L] = {};
+  for (int64_t k = 0; k < n; ++k) {
+    for (int i = 0; i < L; ++i) part[k % kParts][i] += static_cast<double>(P[k * L + i]);
+  }
+  double c[L] = {};
+  for (int j = 0; j < kParts; ++j) {
+    for (int i = 0; i < L; ++i) c[i] += part[j][i];
+  }
+  for (int i = 0; i < L; ++i) c[i] = n > 0 ? c[i] / static_cast<double>(n) : 0.0;
+  for (int j = 0; j < kParts; ++j) {
+    for (int i = 0; i < L; ++i) part[j][i] = 0;
+  }
+  for (int64_t k = 0; k < n; ++k) {
+    for (int i = 0; i < L; ++i) {
+      double gk = static_cast<double>(A[k * L + i]);
+      if (W != nullptr) gk *= static_cast<double>(W[k * L + i]);
+      part[k % kParts][i] += (static_cast<double>(P[k * L + i]) - c[i]) * gk;
+      scratch[k * L + i] = static_cast<T>(gk);
+    }
+  }
+  for (int64_t i = 0; i < lanes; ++i) {
+    double loss = 0;
+    for (int j = 0; j < kParts; ++j) loss += part[j][i];
+    loss_out[i] = loss + static_cast<double>(margin) * violated[i];
+    if (active_out != nullptr) active_out[i] = active[i];
+    if (grad != nullptr) {
+      for (int64_t k = 0; k < n; ++k) grad[i * n + k] = scratch[k * L + i];
+    }
+  }
 }
 
 }  // namespace cpu
