@@ -1,9 +1,11 @@
 """torch.library glue for the CPU algorithm ops ``repose::rank_hinge_dense`` and
 ``repose::rank_hinge_sorted``: fake impls and autograd (the formula of ``repose::rank_hinge``).
 
-``repose::rank_hinge`` on CPU already picks the faster of the two for each call (the sorted
-O(N log N) sweep for series of at least ``SORTED_MIN_N`` elements and no window, the dense
-pair loop otherwise); these ops fix the algorithm, for benchmarks and tests.
+``repose::rank_hinge`` on CPU already picks the faster of the two for each call: the sorted
+O(N log N) sweep for series with no window of at least ``SORTED_MIN_N`` elements
+(``SORTED_MIN_N_WEIGHTED`` with weights), the dense pair loop otherwise. These ops fix the
+algorithm (so does the environment variable ``REPOSE_CPU_ALGO=dense|sorted`` for
+``rank_hinge``), for benchmarks and tests.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from . import _ops
 
 DENSE_OP = "repose::rank_hinge_dense"
 SORTED_OP = "repose::rank_hinge_sorted"
-# Keep in sync with kSortedMinN in csrc/cpu/rank_loss_cpu.cpp.
-SORTED_MIN_N = 1024
+# Keep in sync with kSortedMinN / kSortedMinNWeighted in csrc/cpu/rank_loss_cpu.cpp.
+SORTED_MIN_N = 1536
+SORTED_MIN_N_WEIGHTED = 256
 
 
 def _has_op(name: str) -> bool:

@@ -1,5 +1,6 @@
 // CPU implementations of the repose rank-hinge ops (schemas in ../rank_loss.cpp):
-//   rank_hinge         picks the faster exact algorithm for the problem (rule below);
+//   rank_hinge         picks the faster exact algorithm for the problem (rule below;
+//                      REPOSE_CPU_ALGO=dense|sorted fixes it);
 //   rank_hinge_dense   the O(N^2) pair loop (dense_kernels.h), any option;
 //   rank_hinge_sorted  the O(N log N) Fenwick sweep (sorted_cpu.cpp); with a window
 //                      shorter than the series it runs the dense band instead.
@@ -12,6 +13,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "rank_hinge_cpu.h"
@@ -19,12 +22,22 @@
 namespace repose {
 namespace {
 
-// Series at least this long (and with no window) use the sorted algorithm under
-// rank_hinge; measured crossover on a 2-core AVX-512 machine
-// (benchmarks/bench_long_clips.py).
-constexpr int64_t kSortedMinN = 1024;
+// rank_hinge takes the sorted algorithm for series with no window that are at least
+// this long (weighted: the dense loop's weighted sums are slower); the crossover measured
+// on an AVX-512 machine (Zen 4), see benchmarks/bench_long_clips.py --crossover.
+constexpr int64_t kSortedMinN = 1536;
+constexpr int64_t kSortedMinNWeighted = 256;
 
 enum class Algo { kAuto, kDense, kSorted };
+
+// rank_hinge's choice can be fixed with REPOSE_CPU_ALGO=dense|sorted (benchmarks, tests).
+Algo algo_from_env() {
+  const char* env = std::getenv("REPOSE_CPU_ALGO");
+  if (env == nullptr) return Algo::kAuto;
+  if (std::strcmp(env, "dense") == 0) return Algo::kDense;
+  if (std::strcmp(env, "sorted") == 0) return Algo::kSorted;
+  return Algo::kAuto;
+}
 
 void check_series(const at::Tensor& t, const char* op, const char* name, const at::Tensor& pred) {
   TORCH_CHECK(t.device().is_cpu(), op, " (cpu): ", name, " must be a CPU tensor; got ", t.device());
@@ -59,7 +72,9 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
   }
   std::vector<double> loss(S), active(need_active ? S : 0);
   const bool no_window = window < 0 || window >= N - 1;
-  const bool sorted = kAlgo == Algo::kSorted || (kAlgo == Algo::kAuto && no_window && N >= kSortedMinN);
+  const Algo algo = kAlgo == Algo::kAuto ? algo_from_env() : kAlgo;
+  const int64_t min_n = weight.has_value() ? kSortedMinNWeighted : kSortedMinN;
+  const bool sorted = algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= min_n);
   const cpu::Isa isa = cpu::active_isa();
 
   AT_DISPATCH_FLOATING_TYPES(pred.scalar_type(), "rank_hinge_cpu", [&] {

@@ -10,13 +10,13 @@
 // from the gradient (Euler's identity for the violated set):
 //   loss = sum_{violated (k, l)} w_k w_l (p_k - p_l + m) = sum_j (p_j - c) w_j A_j + m * V,
 // with V the weighted number of violated pairs and any constant c (sum_j w_j A_j = 0).
-// Taking c = mean(p) keeps the products small; the sum runs in double. Without weights
+// Taking c = the midrange of p keeps the products small; the sum runs in double. Without weights
 // A_j and V are exact integers. A NaN or infinite prediction makes c, hence the loss,
 // NaN, as in the reference (whose diagonal pair evaluates inf - inf).
 //
-// finish_series is never inlined, so every ISA variant of a kernel shares one compiled
-// epilogue (no FMA contraction in some and not others): the kernels give bit-identical
-// results whatever the instruction set.
+// Without weights A_j are exact integers, so gradients are identical for every kernel
+// and instruction set; the loss may differ in the last bit between instruction sets
+// (fused multiply-adds), never between runs.
 #pragma once
 
 #include <cstdint>
@@ -42,21 +42,19 @@ struct SeriesArgs {
 // `stride` apart in `a`), V and active count. p and w point at the series' row.
 template <typename T, typename Acc>
 inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, int64_t n, T margin,
-                                             double violated, double active, T* grad, double* loss_out,
-                                             double* active_out) {
+                          double violated, double active, T* grad, double* loss_out, double* active_out) {
+  // c = the midrange: exact for float inputs, and |p - c| is as small as it gets.
+  double lo = n > 0 ? static_cast<double>(p[0]) : 0.0, hi = lo;
+  for (int64_t k = 1; k < n; ++k) {
+    const double x = static_cast<double>(p[k]);
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
+  }
+  const double c = 0.5 * lo + 0.5 * hi;
   // Eight partial sums (element k goes to k % 8), combined in a fixed order: short
-  // dependency chains, and the same result for every kernel and instruction set.
+  // dependency chains, and the same result for every kernel.
   constexpr int kParts = 8;
   double part[kParts] = {};
-  const int64_t full = n / kParts * kParts;
-  for (int64_t k = 0; k < full; k += kParts) {
-    for (int i = 0; i < kParts; ++i) part[i] += static_cast<double>(p[k + i]);
-  }
-  for (int64_t k = full; k < n; ++k) part[k - full] += static_cast<double>(p[k]);
-  double c = 0;
-  for (int i = 0; i < kParts; ++i) c += part[i];
-  c = n > 0 ? c / static_cast<double>(n) : 0.0;
-  for (int i = 0; i < kParts; ++i) part[i] = 0;
   for (int64_t k = 0; k < n; ++k) {
     double gk = static_cast<double>(a[k * stride]);
     if (w != nullptr) gk *= static_cast<double>(w[k]);
@@ -74,21 +72,20 @@ inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, 
 // loss/active at its entries. Same partial sums and order as finish_series, per lane.
 template <typename T, typename Acc, int L>
 inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int64_t lanes, T margin,
-                                            const double* violated, const double* active, T* grad, double* loss_out,
-                                            double* active_out, T* scratch /* [n][L] */) {
+                         const double* violated, const double* active, T* grad, double* loss_out, double* active_out,
+                         T* scratch /* [n][L] */) {
+  double lo[L], hi[L], c[L];
+  for (int i = 0; i < L; ++i) lo[i] = hi[i] = n > 0 ? static_cast<double>(P[i]) : 0.0;
+  for (int64_t k = 1; k < n; ++k) {
+    for (int i = 0; i < L; ++i) {
+      const double x = static_cast<double>(P[k * L + i]);
+      lo[i] = x < lo[i] ? x : lo[i];
+      hi[i] = x > hi[i] ? x : hi[i];
+    }
+  }
+  for (int i = 0; i < L; ++i) c[i] = 0.5 * lo[i] + 0.5 * hi[i];
   constexpr int kParts = 8;
   double part[kParts][L] = {};
-  for (int64_t k = 0; k < n; ++k) {
-    for (int i = 0; i < L; ++i) part[k % kParts][i] += static_cast<double>(P[k * L + i]);
-  }
-  double c[L] = {};
-  for (int j = 0; j < kParts; ++j) {
-    for (int i = 0; i < L; ++i) c[i] += part[j][i];
-  }
-  for (int i = 0; i < L; ++i) c[i] = n > 0 ? c[i] / static_cast<double>(n) : 0.0;
-  for (int j = 0; j < kParts; ++j) {
-    for (int i = 0; i < L; ++i) part[j][i] = 0;
-  }
   for (int64_t k = 0; k < n; ++k) {
     for (int i = 0; i < L; ++i) {
       double gk = static_cast<double>(A[k * L + i]);

@@ -45,12 +45,43 @@ inline uint64_t order_key(double x) {
   return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
 }
 
+// Stable LSD radix sort of `items` by the key bits [lo_bit, lo_bit + 8 * passes), one
+// byte per pass; passes in which every item has the same byte are skipped.
+template <typename Item, typename KeyOf>
+void radix_sort(Item* items, Item* tmp, int64_t n, int passes, int lo_bit, KeyOf key_of) {
+  std::vector<uint32_t> hist(static_cast<size_t>(passes) * 256, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t k = key_of(items[i]) >> lo_bit;
+    for (int d = 0; d < passes; ++d) ++hist[d * 256 + ((k >> (8 * d)) & 255)];
+  }
+  Item* src = items;
+  Item* dst = tmp;
+  for (int d = 0; d < passes; ++d) {
+    uint32_t* h = hist.data() + d * 256;
+    const int shift = lo_bit + 8 * d;
+    if (h[(key_of(src[0]) >> shift) & 255] == static_cast<uint32_t>(n)) continue;
+    uint32_t sum = 0;
+    for (int b = 0; b < 256; ++b) {
+      const uint32_t c = h[b];
+      h[b] = sum;
+      sum += c;
+    }
+    for (int64_t i = 0; i < n; ++i) dst[h[(key_of(src[i]) >> shift) & 255]++] = src[i];
+    std::swap(src, dst);
+  }
+  if (src != items) std::copy(src, src + n, items);
+}
+
 template <typename T, bool kW>
 struct SortedScratch {
   using Tree = std::conditional_t<kW, double, int32_t>;  // swept weight per prediction rank
   using Acc = std::conditional_t<kW, double, int64_t>;
-  std::vector<uint64_t> keys32;                      // float: key << 32 | index
-  std::vector<std::pair<uint64_t, uint32_t>> keys64;  // double: (key, index)
+  struct Key64 {
+    uint64_t key;
+    uint32_t index;
+  };
+  std::vector<uint64_t> keys32, tmp32;  // float: key << 32 | index
+  std::vector<Key64> keys64, tmp64;     // double
   std::vector<int32_t> by_g, by_p, rank_p, thr_far, thr_near;
   std::vector<T> p_sorted;
   std::vector<double> cum_w;  // weight of the prediction ranks < r
@@ -63,22 +94,22 @@ struct SortedScratch {
     p_sorted.resize(n), tree.resize(n + 1), a.resize(n);
     if (kW) cum_w.resize(n + 1);
     if (sizeof(T) == 4) {
-      keys32.resize(n);
+      keys32.resize(n), tmp32.resize(n);
     } else {
-      keys64.resize(n);
+      keys64.resize(n), tmp64.resize(n);
     }
   }
 
-  // Indices of v[0..n) in ascending order of value (then index).
+  // Indices of v[0..n) in ascending order of value (equal values by index).
   void sort_indices(const T* v, int64_t n, int32_t* out) {
     if constexpr (sizeof(T) == 4) {
       for (int64_t i = 0; i < n; ++i) keys32[i] = (uint64_t(order_key(v[i])) << 32) | uint64_t(i);
-      std::sort(keys32.begin(), keys32.begin() + n);
+      radix_sort(keys32.data(), tmp32.data(), n, 4, 32, [](uint64_t x) { return x; });
       for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(keys32[i] & 0xffffffffu);
     } else {
       for (int64_t i = 0; i < n; ++i) keys64[i] = {order_key(v[i]), static_cast<uint32_t>(i)};
-      std::sort(keys64.begin(), keys64.begin() + n);
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(keys64[i].second);
+      radix_sort(keys64.data(), tmp64.data(), n, 8, 0, [](const Key64& x) { return x.key; });
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(keys64[i].index);
     }
   }
 };
