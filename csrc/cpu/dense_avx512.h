@@ -193,15 +193,9 @@ REPOSE_AVX512_INLINE void lanes(const SeriesArgs<T>& a, int64_t block_begin, int
   for (int64_t b = block_begin; b < block_end; ++b) {
     const int64_t s0 = b * L;
     const int64_t lanes_used = a.s - s0 < L ? a.s - s0 : L;
-    for (int64_t i = 0; i < L; ++i) {
-      const T* pi = a.p + (s0 + i) * n;
-      const T* gi = a.g + (s0 + i) * n;
-      for (int64_t k = 0; k < n; ++k) {
-        P[k * L + i] = i < lanes_used ? pi[k] : T(0);
-        G[k * L + i] = i < lanes_used ? gi[k] : T(0);
-        if constexpr (kW) W[k * L + i] = i < lanes_used ? Acc(a.w[(s0 + i) * n + k]) : Acc(0);
-      }
-    }
+    transpose_in<T, T, L>(a.p + s0 * n, n, lanes_used, P);
+    transpose_in<T, T, L>(a.g + s0 * n, n, lanes_used, G);
+    if constexpr (kW) transpose_in<T, Acc, L>(a.w + s0 * n, n, lanes_used, W);
     std::memset(A, 0, sizeof(Acc) * n * L);
 
     double vio_lane[L], act_lane[L];

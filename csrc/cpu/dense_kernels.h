@@ -54,6 +54,18 @@ inline __attribute__((always_inline)) void pair_lane(T pk, T gk, Acc wk, T pl, T
   }
 }
 
+// out[k * L + i] = src[i * n + k] for the first `lanes` rows of src, 0 for the other lanes
+// (a zero ground truth everywhere: an unused lane has no pairs).
+template <typename T, typename Out, int L>
+inline __attribute__((always_inline)) void transpose_in(const T* src, int64_t n, int64_t lanes, Out* out) {
+  for (int64_t i = 0; i < lanes; ++i) {
+    for (int64_t k = 0; k < n; ++k) out[k * L + i] = Out(src[i * n + k]);
+  }
+  for (int64_t i = lanes; i < L; ++i) {
+    for (int64_t k = 0; k < n; ++k) out[k * L + i] = Out(0);
+  }
+}
+
 // Bytes of scratch dense_lanes needs for series of n elements.
 template <typename T, bool kW>
 constexpr int64_t dense_lanes_scratch(int64_t n) {
@@ -79,15 +91,9 @@ inline __attribute__((always_inline)) void dense_lanes(const SeriesArgs<T>& a, i
     const int64_t s0 = b * L;
     const int64_t lanes = a.s - s0 < L ? a.s - s0 : L;
     // Transpose the block in; unused lanes get zeros (equal ground truth: no pairs).
-    for (int64_t i = 0; i < L; ++i) {
-      const T* pi = a.p + (s0 + i) * n;
-      const T* gi = a.g + (s0 + i) * n;
-      for (int64_t k = 0; k < n; ++k) {
-        P[k * L + i] = i < lanes ? pi[k] : T(0);
-        G[k * L + i] = i < lanes ? gi[k] : T(0);
-        if constexpr (kW) W[k * L + i] = i < lanes ? Acc(a.w[(s0 + i) * n + k]) : Acc(0);
-      }
-    }
+    transpose_in<T, T, L>(a.p + s0 * n, n, lanes, P);
+    transpose_in<T, T, L>(a.g + s0 * n, n, lanes, G);
+    if constexpr (kW) transpose_in<T, Acc, L>(a.w + s0 * n, n, lanes, W);
     std::memset(A, 0, sizeof(Acc) * n * L);
     Acc vio[L] = {}, act[L] = {};
 

@@ -69,12 +69,12 @@ inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, 
 
 // finish_series for the L series of a lanes block at once: P, W, A are [n][L] (W may be
 // nullptr), lane i is series s0 + i; grad points at series s0's row (or is nullptr) and
-// loss/active at its entries. Same partial sums and order as finish_series, per lane.
+// loss/active at its entries. Lanes are independent, so each sums its k in order.
 template <typename T, typename Acc, int L>
 inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int64_t lanes, T margin,
                          const double* violated, const double* active, T* grad, double* loss_out, double* active_out,
                          T* scratch /* [n][L] */) {
-  double lo[L], hi[L], c[L];
+  double lo[L], hi[L], c[L], loss[L];
   for (int i = 0; i < L; ++i) lo[i] = hi[i] = n > 0 ? static_cast<double>(P[i]) : 0.0;
   for (int64_t k = 1; k < n; ++k) {
     for (int i = 0; i < L; ++i) {
@@ -83,21 +83,17 @@ inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int6
       hi[i] = x > hi[i] ? x : hi[i];
     }
   }
-  for (int i = 0; i < L; ++i) c[i] = 0.5 * lo[i] + 0.5 * hi[i];
-  constexpr int kParts = 8;
-  double part[kParts][L] = {};
+  for (int i = 0; i < L; ++i) c[i] = 0.5 * lo[i] + 0.5 * hi[i], loss[i] = 0;
   for (int64_t k = 0; k < n; ++k) {
     for (int i = 0; i < L; ++i) {
       double gk = static_cast<double>(A[k * L + i]);
       if (W != nullptr) gk *= static_cast<double>(W[k * L + i]);
-      part[k % kParts][i] += (static_cast<double>(P[k * L + i]) - c[i]) * gk;
+      loss[i] += (static_cast<double>(P[k * L + i]) - c[i]) * gk;
       scratch[k * L + i] = static_cast<T>(gk);
     }
   }
   for (int64_t i = 0; i < lanes; ++i) {
-    double loss = 0;
-    for (int j = 0; j < kParts; ++j) loss += part[j][i];
-    loss_out[i] = loss + static_cast<double>(margin) * violated[i];
+    loss_out[i] = loss[i] + static_cast<double>(margin) * violated[i];
     if (active_out != nullptr) active_out[i] = active[i];
     if (grad != nullptr) {
       for (int64_t k = 0; k < n; ++k) grad[i * n + k] = scratch[k * L + i];
