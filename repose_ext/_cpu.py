@@ -2,10 +2,10 @@
 ``repose::rank_hinge_sorted``: fake impls and autograd (the formula of ``repose::rank_hinge``).
 
 ``repose::rank_hinge`` on CPU already picks the faster of the two for each call: the sorted
-O(N log N) sweep for series with no window of at least ``SORTED_MIN_N`` elements
-(``SORTED_MIN_N_WEIGHTED`` with weights), the dense pair loop otherwise. These ops fix the
-algorithm (so does the environment variable ``REPOSE_CPU_ALGO=dense|sorted`` for
-``rank_hinge``), for benchmarks and tests.
+O(N log N) sweep for series with no window of at least ``SORTED_MIN_N[isa]`` elements
+(unweighted, weighted), the dense pair loop otherwise. These ops fix the algorithm (so does
+the environment variable ``REPOSE_CPU_ALGO=dense|sorted`` for ``rank_hinge``), for
+benchmarks and tests. ``REPOSE_CPU_ISA=avx2|base`` caps the dense kernels' instruction set.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from . import _ops
 
 DENSE_OP = "repose::rank_hinge_dense"
 SORTED_OP = "repose::rank_hinge_sorted"
-# Keep in sync with kSortedMinN / kSortedMinNWeighted in csrc/cpu/rank_loss_cpu.cpp.
-SORTED_MIN_N = 1536
-SORTED_MIN_N_WEIGHTED = 256
+# The crossover rule of csrc/cpu/rank_loss_cpu.cpp (sorted_min_n), for documentation:
+# dense-kernel instruction set -> (unweighted, weighted) shortest series that go sorted.
+SORTED_MIN_N = {"avx512": (1536, 256), "avx2": (512, 64), "base": (256, 64)}
 
 
 def _has_op(name: str) -> bool:

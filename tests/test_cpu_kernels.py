@@ -113,17 +113,27 @@ def test_ops_match_reference_options(op, n, opts, dtype, ties):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("n", [17, 80, 243])
 def test_instruction_sets_agree(monkeypatch, isa, n):
-    """Every ISA gives the reference; unweighted gradients are exact counts, so identical."""
+    """Every ISA's kernels give the reference; unweighted gradients are exact counts, so identical."""
+    cases = [dict(), dict(margin=0.25), dict(window=5), dict(weighted=True, margin=0.1)]
     p, g, w = series(21, n, dtype=torch.float32, seed=n, weighted=True)
+
+    def runs():
+        return [run("dense", p, g, w if c.get("weighted") else None, c.get("margin", 0.0), c.get("window")) for c in cases]
+
     monkeypatch.setenv("REPOSE_CPU_ISA", "base")
-    base = run("dense", p, g), run("dense", p, g, w, 0.1, None), run("dense", p, g, None, 0.0, 5)
+    base = runs()
     monkeypatch.setenv("REPOSE_CPU_ISA", isa)
-    for expected, got in zip(base, (run("dense", p, g), run("dense", p, g, w, 0.1, None), run("dense", p, g, None, 0.0, 5))):
+    for c, expected, got in zip(cases, base, runs()):
         torch.testing.assert_close(got[0], expected[0], rtol=1e-6, atol=1e-5)
         torch.testing.assert_close(got[1], expected[1], rtol=1e-6, atol=1e-5)
-        torch.testing.assert_close(got[2], expected[2], rtol=1e-6, atol=1e-6)
-    assert torch.equal(run("dense", p, g)[2], base[0][2])
-    assert_matches_reference("dense", p.double(), g.double(), w.double(), 0.1)
+        if c.get("weighted"):
+            torch.testing.assert_close(got[2], expected[2], rtol=1e-6, atol=1e-6)
+        else:
+            assert torch.equal(got[2], expected[2]), c
+    pt, gt, wt = series(21, n, ties=True, seed=n + 1, weighted=True)
+    for c in cases:
+        w_c = wt if c.get("weighted") else None
+        assert_matches_reference("dense", pt, gt, w_c, c.get("margin", 0.0), c.get("window"), exact=True)
 
 
 @pytest.mark.parametrize("n", [64, 300, 2500])
@@ -139,7 +149,8 @@ def test_sorted_equals_dense_exactly_without_weights(n):
 
 def test_long_series_against_reference():
     # Past the crossover: auto takes the sorted sweep; check it and dense on a long series.
-    n = max(2 * _cpu.SORTED_MIN_N, 2500)
+    n = 2500
+    assert n > max(max(v) for v in _cpu.SORTED_MIN_N.values())
     p, g, w = series(2, n, ties=True, seed=7, weighted=True)
     for op in ("auto", "dense", "sorted"):
         assert_matches_reference(op, p, g, w, 0.25, exact=True)

@@ -12,6 +12,7 @@
 
 #include "dense_avx512.h"
 #include "dense_kernels.h"
+#include "dense_portable.h"
 #include "rank_hinge_cpu.h"
 
 namespace repose {
@@ -78,22 +79,26 @@ using KernelFn = void (*)(const SeriesArgs<T>&, int64_t, int64_t, void*);
       KERNEL##_##ISA##_##T##_falsetruefalse,  KERNEL##_##ISA##_##T##_falsetruetrue,  \
       KERNEL##_##ISA##_##T##_truefalsefalse,  KERNEL##_##ISA##_##T##_truefalsetrue,  \
       KERNEL##_##ISA##_##T##_truetruefalse,   KERNEL##_##ISA##_##T##_truetruetrue};
-#define REPOSE_PORTABLE_ISAS(KERNEL, T) \
-  REPOSE_ENTRIES(KERNEL, AVX2, T)        \
-  REPOSE_ENTRIES(KERNEL, BASE, T)
-
-// AVX-512: hand-written mask-register kernels; AVX2 and baseline: the portable
-// lane loops, vectorised by the compiler for each target.
+// AVX-512: hand-written mask-register kernels; AVX2 and baseline: vector-extension
+// kernels (dense_portable.h), compiled for each target.
 using avx512::dense_lanes_avx512;
 using avx512::dense_rows_avx512;
+using portable::dense_lanes_avx2;
+using portable::dense_lanes_base;
+using portable::dense_rows_avx2;
+using portable::dense_rows_base;
 REPOSE_ENTRIES(dense_lanes_avx512, AVX512, float)
 REPOSE_ENTRIES(dense_lanes_avx512, AVX512, double)
 REPOSE_ENTRIES(dense_rows_avx512, AVX512, float)
 REPOSE_ENTRIES(dense_rows_avx512, AVX512, double)
-REPOSE_PORTABLE_ISAS(dense_lanes, float)
-REPOSE_PORTABLE_ISAS(dense_lanes, double)
-REPOSE_PORTABLE_ISAS(dense_rows, float)
-REPOSE_PORTABLE_ISAS(dense_rows, double)
+REPOSE_ENTRIES(dense_lanes_avx2, AVX2, float)
+REPOSE_ENTRIES(dense_lanes_avx2, AVX2, double)
+REPOSE_ENTRIES(dense_rows_avx2, AVX2, float)
+REPOSE_ENTRIES(dense_rows_avx2, AVX2, double)
+REPOSE_ENTRIES(dense_lanes_base, BASE, float)
+REPOSE_ENTRIES(dense_lanes_base, BASE, double)
+REPOSE_ENTRIES(dense_rows_base, BASE, float)
+REPOSE_ENTRIES(dense_rows_base, BASE, double)
 
 template <typename T>
 KernelFn<T> pick(bool lanes, Isa isa, int variant) {
@@ -102,18 +107,18 @@ KernelFn<T> pick(bool lanes, Isa isa, int variant) {
       case Isa::kAvx512:
         return lanes ? dense_lanes_avx512_AVX512_float[variant] : dense_rows_avx512_AVX512_float[variant];
       case Isa::kAvx2:
-        return lanes ? dense_lanes_AVX2_float[variant] : dense_rows_AVX2_float[variant];
+        return lanes ? dense_lanes_avx2_AVX2_float[variant] : dense_rows_avx2_AVX2_float[variant];
       default:
-        return lanes ? dense_lanes_BASE_float[variant] : dense_rows_BASE_float[variant];
+        return lanes ? dense_lanes_base_BASE_float[variant] : dense_rows_base_BASE_float[variant];
     }
   } else {
     switch (isa) {
       case Isa::kAvx512:
         return lanes ? dense_lanes_avx512_AVX512_double[variant] : dense_rows_avx512_AVX512_double[variant];
       case Isa::kAvx2:
-        return lanes ? dense_lanes_AVX2_double[variant] : dense_rows_AVX2_double[variant];
+        return lanes ? dense_lanes_avx2_AVX2_double[variant] : dense_rows_avx2_AVX2_double[variant];
       default:
-        return lanes ? dense_lanes_BASE_double[variant] : dense_rows_BASE_double[variant];
+        return lanes ? dense_lanes_base_BASE_double[variant] : dense_rows_base_BASE_double[variant];
     }
   }
 }

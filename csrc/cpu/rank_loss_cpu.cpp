@@ -22,11 +22,20 @@
 namespace repose {
 namespace {
 
-// rank_hinge takes the sorted algorithm for series with no window that are at least
-// this long (weighted: the dense loop's weighted sums are slower); the crossover measured
-// on an AVX-512 machine (Zen 4), see benchmarks/bench_long_clips.py --crossover.
-constexpr int64_t kSortedMinN = 1536;
-constexpr int64_t kSortedMinNWeighted = 256;
+// rank_hinge takes the sorted algorithm for series with no window at least this long,
+// per instruction set of the dense kernels and without / with weights (the dense loop's
+// weighted sums are slower). Crossovers measured on a Zen 4 machine with each kernel
+// (benchmarks/bench_long_clips.py --crossover for the AVX-512 one).
+int64_t sorted_min_n(cpu::Isa isa, bool weighted) {
+  switch (isa) {
+    case cpu::Isa::kAvx512:
+      return weighted ? 256 : 1536;
+    case cpu::Isa::kAvx2:
+      return weighted ? 64 : 512;
+    default:
+      return weighted ? 64 : 256;
+  }
+}
 
 enum class Algo { kAuto, kDense, kSorted };
 
@@ -73,9 +82,9 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
   std::vector<double> loss(S), active(need_active ? S : 0);
   const bool no_window = window < 0 || window >= N - 1;
   const Algo algo = kAlgo == Algo::kAuto ? algo_from_env() : kAlgo;
-  const int64_t min_n = weight.has_value() ? kSortedMinNWeighted : kSortedMinN;
-  const bool sorted = algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= min_n);
   const cpu::Isa isa = cpu::active_isa();
+  const bool sorted =
+      algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= sorted_min_n(isa, weight.has_value()));
 
   AT_DISPATCH_FLOATING_TYPES(pred.scalar_type(), "rank_hinge_cpu", [&] {
     cpu::SeriesArgs<scalar_t> args{pred.data_ptr<scalar_t>(),
