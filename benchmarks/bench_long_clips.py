@@ -4,8 +4,8 @@
 
 Every row is one forward+backward of spatial + temporal rank loss through the public API
 (``backend="cpu"``) on (B, T, J) = (1, T, 17) clips, plus the training batch (32, 243, 17).
-"dense" and "sorted" fix the algorithm of ``repose::rank_hinge`` (``REPOSE_CPU_ALGO``), "auto"
-is the default choice, "authors" is the released code's construction
+"dense" and "sorted" fix the algorithm of the temporal term (``REPOSE_CPU_ALGO``; the spatial
+term's 17-joint series always take the dense lanes kernel), "auto" is the default choice, "authors" is the released code's construction
 (``repose_ext.reference.authors_*``), run only where its pair tensors fit in ``--max-authors-gb``.
 Providers are timed round-robin in one run, so their ratios are comparable on a shared machine;
 each is checked against the others (and the authors' form where it runs) before timing.
@@ -52,11 +52,13 @@ def cpu_algorithm(name):
 
 
 def fused_step(algo):
+    """Public API, backend "cpu"; `algo` fixes the temporal term's algorithm (the spatial
+    term's 17-joint series always take the dense lanes kernel, as "auto" does)."""
+
     def step(pred, gt):
+        loss = repose_ext.spatial_depth_rank_loss(pred, gt, backend="cpu")
         with cpu_algorithm(algo):
-            loss = repose_ext.spatial_depth_rank_loss(pred, gt, backend="cpu") + repose_ext.temporal_depth_rank_loss(
-                pred, gt, backend="cpu"
-            )
+            loss = loss + repose_ext.temporal_depth_rank_loss(pred, gt, backend="cpu")
             loss.backward()
         return loss
 
@@ -243,8 +245,11 @@ def main():
     ap.add_argument("--max-authors-gb", type=float, default=12.0, help="run the authors' form below this estimate")
     ap.add_argument("--crossover", nargs="*", type=int, default=None,
                     help="also time the ops on (17, N) series for these N (default list if none given)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", default=None, help="path stem for .md, .csv and .png results")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     shapes = [(1, t, J) for t in args.lengths] + ([] if args.no_batch_case else [BATCH_CASE])
     header = f"Machine: {machine()}; commit {commit()}"

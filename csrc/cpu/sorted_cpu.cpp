@@ -102,6 +102,15 @@ struct SortedScratch {
 
   // Indices of v[0..n) in ascending order of value (equal values by index).
   void sort_indices(const T* v, int64_t n, int32_t* out) {
+    if (n <= 64) {  // short: insertion sort on (key, index)
+      for (int64_t i = 0; i < n; ++i) {
+        const auto key = order_key(v[i]);
+        int64_t j = i;
+        for (; j > 0 && order_key(v[out[j - 1]]) > key; --j) out[j] = out[j - 1];
+        out[j] = static_cast<int32_t>(i);
+      }
+      return;
+    }
     if constexpr (sizeof(T) == 4) {
       for (int64_t i = 0; i < n; ++i) keys32[i] = (uint64_t(order_key(v[i])) << 32) | uint64_t(i);
       radix_sort(keys32.data(), tmp32.data(), n, 4, 32, [](uint64_t x) { return x; });
@@ -203,11 +212,11 @@ bool all_sortable(const T* p, const T* g, int64_t n) {
 template <typename T, bool kW>
 void sorted_run(const SeriesArgs<T>& a, Isa isa) {
   const int64_t n = a.n;
-  // About 64k element-steps (n log n) per task.
+  // Tasks of about 256k element-steps (n log n): thread hand-offs stay rare.
   int64_t log_n = 1;
   while ((int64_t(1) << log_n) < n) ++log_n;
   const int64_t cost = n * log_n;
-  const int64_t grain = cost >= 65536 ? 1 : 65536 / cost;
+  const int64_t grain = cost >= 262144 ? 1 : 262144 / cost;
   at::parallel_for(0, a.s, grain, [&](int64_t b, int64_t e) {
     SortedScratch<T, kW> sc;
     for (int64_t s = b; s < e; ++s) {
