@@ -33,7 +33,7 @@ struct RowArgs {
 // Rows [begin, end) of the flattened (S * N) problem. Compiled for several ISAs and
 // picked at load time, so a portable build runs at the speed of the machine.
 template <typename scalar_t, bool kWeighted, bool kGrad, bool kActive>
-void rows(const RowArgs<scalar_t>& a, int64_t begin, int64_t end) {
+__attribute__((always_inline)) inline void rows(const RowArgs<scalar_t>& a, int64_t begin, int64_t end) {
   for (int64_t r = begin; r < end; ++r) {
     const int64_t s = r / a.n, k = r % a.n;
     const int64_t lo = a.window < 0 ? 0 : std::max<int64_t>(0, k - a.window);
@@ -41,7 +41,7 @@ void rows(const RowArgs<scalar_t>& a, int64_t begin, int64_t end) {
     const int64_t off = s * a.n;
     const scalar_t* w = kWeighted ? a.w + off : nullptr;
     RowSums<scalar_t> sums = rank_hinge_row<scalar_t, kWeighted, kGrad, kActive>(
-        a.p + off, a.g + off, w, k, lo, hi, a.margin);
+        a.p + off, a.g + off, w, a.p[off + k], a.g[off + k], lo, hi, a.margin);
     const scalar_t wk = kWeighted ? w[k] : scalar_t(1);
     a.row_loss[r] = wk * sums.loss;
     if (kGrad) a.grad[r] = wk * sums.grad;
