@@ -104,6 +104,33 @@ def _check_series(t: torch.Tensor, name: str, pred: torch.Tensor) -> None:
         raise ValueError(f"repose::rank_hinge_triton: {name} must be contiguous")
 
 
+def plan_launch(s: int, n: int, config: LaunchConfig = DEFAULT_CONFIG) -> dict:
+    """The kernels that :func:`launch_rank_hinge` runs on (s, n) series, in launch order.
+
+    Returns:
+        ``{"short": ...}`` for short series, else ``{"rows": ...}`` plus ``"reduce"`` when a
+        series spans several row blocks; each value is ``(grid, block constexprs, num_warps)``.
+    """
+    if n <= config.short_max_n:
+        block_n = max(2, _next_pow2(n))
+        block_s = max(1, min(config.short_tile // (block_n * block_n), _next_pow2(s)))
+        return {"short": ((triton.cdiv(s, block_s),), dict(BLOCK_S=block_s, BLOCK_N=block_n), config.short_warps)}
+    block_k = max(2, min(config.block_k, _next_pow2(n)))
+    block_l = max(2, min(config.block_l, _next_pow2(n)))
+    row_blocks = triton.cdiv(n, block_k)
+    if row_blocks > _MAX_GRID_Y:
+        raise ValueError(
+            f"repose::rank_hinge_triton: series of length {n} need {row_blocks} row blocks of {block_k}; "
+            f"at most {_MAX_GRID_Y} are supported (use a larger LaunchConfig.block_k)"
+        )
+    plan = {"rows": ((s, row_blocks), dict(BLOCK_K=block_k, BLOCK_L=block_l), config.rows_warps)}
+    if row_blocks > 1:
+        block_s = max(1, min(config.reduce_series, _next_pow2(s)))
+        block_b = max(2, min(config.reduce_blocks, _next_pow2(row_blocks)))
+        plan["reduce"] = ((triton.cdiv(s, block_s),), dict(BLOCK_S=block_s, BLOCK_B=block_b), 4)
+    return plan
+
+
 def launch_rank_hinge(
     pred: torch.Tensor,
     gt: torch.Tensor,
@@ -157,37 +184,27 @@ def launch_rank_hinge(
     grad = pred.new_empty((s, n) if need_grad else (0,))
     g_out = grad if need_grad else stats  # a valid pointer that is never written
 
-    if n <= config.short_max_n:
-        block_n = max(2, _next_pow2(n))
-        block_s = max(1, min(config.short_tile // (block_n * block_n), _next_pow2(s)))
-        grid = (triton.cdiv(s, block_s),)
+    plan = plan_launch(s, n, config)
+    flags = dict(HAS_WEIGHT=has_weight, NEED_GRAD=need_grad, NEED_ACTIVE=need_active)
+    if "short" in plan:
+        grid, blocks, warps = plan["short"]
         torch.library.wrap_triton(_kernels._rank_hinge_short_kernel)[grid](
-            pred, gt, w, stats, g_out, s, n, window, *margin_parts,
-            HAS_WEIGHT=has_weight, NEED_GRAD=need_grad, NEED_ACTIVE=need_active,
-            BLOCK_S=block_s, BLOCK_N=block_n, num_warps=config.short_warps,
-        )  # fmt: skip
+            pred, gt, w, stats, g_out, s, n, window, *margin_parts, **flags, **blocks, num_warps=warps
+        )
         return stats, grad
 
-    block_k = max(2, min(config.block_k, _next_pow2(n)))
-    blocks = triton.cdiv(n, block_k)
-    if blocks > _MAX_GRID_Y:
-        raise ValueError(
-            f"repose::rank_hinge_triton: series of length {n} need {blocks} row blocks of {block_k}; "
-            f"at most {_MAX_GRID_Y} are supported (use a larger LaunchConfig.block_k)"
+    grid, blocks, warps = plan["rows"]
+    row_blocks = grid[1]
+    # With one row block per series the partial sums are the stats: no reduction.
+    partial = stats if row_blocks == 1 else pred.new_empty((s, row_blocks, 2))
+    torch.library.wrap_triton(_kernels._rank_hinge_rows_kernel)[grid](
+        pred, gt, w, g_out, partial, n, row_blocks, window, *margin_parts, **flags, **blocks, num_warps=warps
+    )
+    if "reduce" in plan:
+        grid, blocks, warps = plan["reduce"]
+        torch.library.wrap_triton(_kernels._sum_partials_kernel)[grid](
+            partial, stats, s, row_blocks, **blocks, num_warps=warps
         )
-    # One block per series: its partial sums are the stats, no reduction needed.
-    partial = stats if blocks == 1 else pred.new_empty((s, blocks, 2))
-    torch.library.wrap_triton(_kernels._rank_hinge_rows_kernel)[(s, blocks)](
-        pred, gt, w, g_out, partial, n, blocks, window, *margin_parts,
-        HAS_WEIGHT=has_weight, NEED_GRAD=need_grad, NEED_ACTIVE=need_active,
-        BLOCK_K=block_k, BLOCK_L=max(2, min(config.block_l, _next_pow2(n))), num_warps=config.rows_warps,
-    )  # fmt: skip
-    if blocks > 1:
-        block_s = max(1, min(config.reduce_series, _next_pow2(s)))
-        torch.library.wrap_triton(_kernels._sum_partials_kernel)[(triton.cdiv(s, block_s),)](
-            partial, stats, s, blocks,
-            BLOCK_S=block_s, BLOCK_B=max(2, min(config.reduce_blocks, _next_pow2(blocks))), num_warps=4,
-        )  # fmt: skip
     return stats, grad
 
 
