@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from repose_ext.data import synthetic_views as sv
+from repose_ext.data.normalization import denormalize_image_coordinates, normalized_to_millimetres
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 H36M_PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15]  # spec section 5
@@ -42,7 +43,7 @@ def mocap():
 @pytest.fixture(scope="module")
 def small_dataset():
     return sv.SyntheticViewsDataset(
-        clips=["walk", "punch", "run"], clip_len=27, stride=9, azimuths_deg=(0, 90, 200), heights_mm=(1600.0,), seed=3
+        clips=["walk", "punch", "run"], n_frames=27, stride=9, azimuths_deg=(0, 90, 200), heights_mm=(1600.0,), seed=3
     )
 
 
@@ -148,26 +149,32 @@ def test_projection_of_a_known_point():
         camera.project(np.array([0.0, 0.0, -1.0]))
 
 
-def test_pixel_normalisation_matches_motionbert_formula():
-    # 1000 x 1002 (two Human3.6M cameras): the image centre (500, 501) maps to (0, 0).
-    np.testing.assert_allclose(sv.pixels_to_normalized([500.0, 501.0], 1000, 1002), [0.0, 0.0], atol=1e-12)
-    np.testing.assert_allclose(sv.pixels_to_normalized([0.0, 0.0, 250.0], 1000, 1000), [-1.0, -1.0, 0.5])
-    points = np.random.default_rng(0).uniform(-100, 1100, (5, 17, 3))
-    np.testing.assert_allclose(sv.normalized_to_pixels(sv.pixels_to_normalized(points, 1000, 1002), 1000, 1002), points)
-
-
-def test_2p5d_normalisation_inverts_to_pixels_and_millimetres():
-    camera = sv.look_at_camera([3000.0, 1000.0, 1500.0], [0.0, 0.0, 900.0])
+def test_2p5d_target_inverts_to_pixels_and_millimetres():
+    camera = sv.look_at_camera([3000.0, 1000.0, 1500.0], [0.0, 0.0, 900.0], resolution=(1000, 1002))
     rng = np.random.default_rng(1)
     world = np.array([0.0, 0.0, 900.0]) + rng.normal(0, 400, (4, 17, 3))
     cam = camera.world_to_camera(world)
+    root_relative = cam - cam[:, :1]
+    for perspective in (False, True):
+        normalized, factor = sv.camera_to_normalized_2p5d(cam, camera, perspective=perspective)
+        assert normalized.shape == (4, 17, 3) and factor.shape == (4,)
+        np.testing.assert_allclose(factor, cam[:, 0, 2] / 1145.0)
+        np.testing.assert_allclose(normalized[:, 0, 2], 0.0)
+        pixels = denormalize_image_coordinates(normalized, 1000, 1002)
+        np.testing.assert_allclose(pixels[:, 0, :2], camera.project(cam[:, 0]), atol=1e-9)  # root: pinhole
+        mm = normalized_to_millimetres(normalized, 1000, 1002, factor[:, None])
+        np.testing.assert_allclose(mm[..., 2] - mm[:, :1, 2], root_relative[..., 2], atol=1e-9)
+        if perspective:
+            np.testing.assert_allclose(pixels[..., :2], camera.project(cam), atol=1e-9)
+        else:  # root-depth scaling: the metric conversion is exact
+            np.testing.assert_allclose(mm - mm[:, :1], root_relative, atol=1e-9)
+    # By hand: a point 100 mm right of and 50 mm below a root 2000 mm ahead, 300 mm deeper.
+    camera = sv.look_at_camera([0.0, 0.0, 0.0], [0.0, 1000.0, 0.0])
+    cam = np.array([[[0.0, 0.0, 2000.0], [100.0, 50.0, 2300.0]]])
     normalized, factor = sv.camera_to_normalized_2p5d(cam, camera)
-    assert normalized.shape == (4, 17, 3) and factor.shape == (4,)
-    np.testing.assert_allclose(factor, cam[:, 0, 2] / 1145.0)
-    pixels = sv.normalized_to_pixels(normalized, camera.width, camera.height)
-    np.testing.assert_allclose(pixels[..., :2], camera.project(cam), atol=1e-9)
-    np.testing.assert_allclose(pixels[..., 2] * factor[:, None], cam[..., 2] - cam[:, :1, 2], atol=1e-9)
-    np.testing.assert_allclose(normalized[:, 0, 2], 0.0)
+    # u = 500 + 1145 * 100 / 2000 = 557.25, v = 500 + 1145 * 50 / 2000 = 528.625, z = 1145 * 300 / 2000
+    np.testing.assert_allclose(normalized[0, 1], [557.25 / 500 - 1, 528.625 / 500 - 1, 171.75 / 500])
+    np.testing.assert_allclose(factor, [2000.0 / 1145.0])
 
 
 def test_camera_rig_keeps_clips_in_view(mocap):
@@ -197,6 +204,24 @@ def _standing_pose():
     return j
 
 
+def test_ray_segment_distance_matches_dense_sampling():
+    rng = np.random.default_rng(0)
+    eye = rng.normal(0, 1000, 3)
+    ray_end = rng.normal(0, 500, (3, 5, 3))
+    seg_a, seg_b = rng.normal(0, 500, (3, 4, 3)), rng.normal(0, 500, (3, 4, 3))
+    seg_b[0, 0] = seg_a[0, 0]  # a sphere (zero-length segment)
+    seg_b[1, 1] = seg_a[1, 1] + 0.3 * (ray_end[1, 0] - eye)  # parallel to one ray
+    distance = sv._ray_segment_distance(eye, ray_end, seg_a, seg_b)
+    u = np.linspace(0.0, 1.0, 401)[:, None]  # steps of at most 5.2 mm along these segments
+    for t in range(3):
+        for j in range(5):
+            ray = eye + u * (ray_end[t, j] - eye)
+            for k in range(4):
+                seg = seg_a[t, k] + u * (seg_b[t, k] - seg_a[t, k])
+                sampled = np.linalg.norm(ray[:, None] - seg[None], axis=-1).min()
+                assert sampled - 10.0 <= distance[t, j, k] <= sampled + 1e-6, (t, j, k)
+
+
 def test_joint_behind_torso_is_occluded_and_in_front_is_not():
     front = np.array([4000.0, 0.0, 1200.0])
     back = np.array([-4000.0, 0.0, 1200.0])
@@ -216,6 +241,15 @@ def test_joint_behind_torso_is_occluded_and_in_front_is_not():
     occ_back = sv.self_occlusion(np.stack([behind, in_front]), back)
     assert not occ_back[0, 16] and occ_back[1, 16]  # seen from behind, the roles swap
     assert occ_back[0, 9]  # and the nose is hidden by the head
+
+
+def test_head_hides_a_wrist_behind_it():
+    pose = _standing_pose()
+    pose[16] = [-250.0, 0.0, 1560.0]  # right hand behind the head, at head-centre height
+    front = np.array([4000.0, 0.0, 1560.0])
+    assert sv.self_occlusion(pose[None], front)[0, 16]
+    pose[16] = [-250.0, 0.0, 1800.0]  # above the head: visible
+    assert not sv.self_occlusion(pose[None], front)[0, 16]
 
 
 def test_far_side_hidden_in_profile():
@@ -261,26 +295,31 @@ def test_occluder_boxes_hide_the_joints_inside_them():
 
 
 def test_dataset_flags_and_perturbs_occluded_joints(small_dataset):
-    for video in small_dataset.videos:
-        np.testing.assert_array_equal(video["occluded"], video["self_occluded"] | video["box_occluded"] | video["outside"])
-        conf = video["input"][..., 2]
-        assert (conf >= 0).all() and (conf <= 1).all()
-        assert (conf[video["occluded"]] <= 0.35).all()
-    occluded = np.concatenate([v["occluded"].ravel() for v in small_dataset.videos])
-    conf = np.concatenate([v["input"][..., 2].ravel() for v in small_dataset.videos])
-    error = np.concatenate([
-        np.linalg.norm(v["input"][..., :2] - v["target"][..., :2], axis=-1).ravel() * 500 for v in small_dataset.videos
-    ])  # pixels (normalised units * w / 2)
-    assert 0.02 < occluded.mean() < 0.5
+    ds = small_dataset
+    samples = [ds[i] for i in range(len(ds))]
+    occluded = torch.cat([x["occluded"] for x in samples]).numpy()
+    inputs = torch.cat([x["input"] for x in samples]).numpy()
+    targets = torch.cat([x["target"] for x in samples]).numpy()
+    frames = np.concatenate(ds.clips)  # per-frame index of every sample frame
+    np.testing.assert_array_equal(occluded, (ds.self_occluded | ds.box_occluded | ds.outside)[frames])
+    assert ds.self_occluded.any() and ds.box_occluded.any()
+    conf = inputs[..., 2]
+    assert (conf >= 0).all() and (conf <= 1).all()
+    assert (conf[occluded] <= 0.35).all()
     assert conf[~occluded].mean() > 0.7
+    error = np.linalg.norm(inputs[..., :2] - targets[..., :2], axis=-1) * 500  # px (normalised * w / 2)
+    assert 0.02 < occluded.mean() < 0.5
     assert np.median(error[occluded]) > 2 * np.median(error[~occluded])
     assert 1.0 < np.median(error[~occluded]) < 8.0  # "a few pixels"
-    stats = small_dataset.occlusion_stats()
-    assert stats["occluded"] == pytest.approx(occluded.mean())
+    stats = ds.occlusion_stats()
+    assert stats["occluded"] == pytest.approx((ds.self_occluded | ds.box_occluded | ds.outside).mean())
+    assert stats["joint_frames"] == 17 * len(ds.self_occluded)
 
 
 def test_exact_inputs_without_noise():
-    ds = sv.SyntheticViewsDataset(clips=["walk"], azimuths_deg=(30,), heights_mm=(1600.0,), noise=None, occluders=None)
+    ds = sv.SyntheticViewsDataset(
+        clips=["walk"], azimuths_deg=(30,), heights_mm=(1600.0,), noise=None, occluders=None, perspective_target=True
+    )
     sample = ds[0]
     torch.testing.assert_close(sample["input"][..., :2], sample["target"][..., :2])
     assert (sample["input"][..., 2] == 1).all()
@@ -296,6 +335,7 @@ def test_sample_follows_clip_format(small_dataset):
     assert sample["target"].shape == (27, 17, 3) and sample["target"].dtype == torch.float32
     assert sample["factor"].shape == (27,) and (sample["factor"] > 0).all()
     torch.testing.assert_close(sample["res"], torch.tensor([1000.0, 1000.0]))
+    assert small_dataset.skeleton.left == (4, 5, 6, 11, 12, 13)  # flip lists for the trainer
     assert sample["frames"].dtype == torch.int64 and sample["frames"].shape == (27,)
     assert sample["occluded"].shape == (27, 17) and sample["occluded"].dtype == torch.bool
     assert sample["action"] in ("walk", "punch", "run") and sample["source"].startswith(sample["action"])
@@ -307,30 +347,32 @@ def test_sample_follows_clip_format(small_dataset):
 def test_target_denormalises_to_camera_depths():
     ds = sv.SyntheticViewsDataset(clips=["punch"], azimuths_deg=(120,), heights_mm=(900.0,), with_camera_3d=True)
     sample = ds[1]
-    depth_mm = sample["target"][..., 2] * 1000 / 2 * sample["factor"][:, None]
-    cam = sample["camera_3d"]
-    torch.testing.assert_close(depth_mm, cam[..., 2] - cam[:, :1, 2], atol=0.05, rtol=0)
+    mm = normalized_to_millimetres(sample["target"].double(), 1000, 1000, sample["factor"].double()[:, None])
+    cam = sample["camera_3d"].double()
+    torch.testing.assert_close(mm - mm[:, :1], cam - cam[:, :1], atol=0.05, rtol=0)
 
 
-def test_windows_strides_and_padding(mocap):
+def test_windows_strides_and_short_clips(mocap):
     clips, _ = mocap
-    ds = sv.SyntheticViewsDataset(clips=["walk"], clip_len=27, stride=9, azimuths_deg=(0,), heights_mm=(1600.0,))
+    one_camera = dict(azimuths_deg=(0,), heights_mm=(1600.0,))
+    ds = sv.SyntheticViewsDataset(clips=["walk"], n_frames=27, stride=9, **one_camera)
     n = len(clips["walk"])
     starts = [int(ds[i]["frames"][0]) for i in range(len(ds))]
     expected = list(range(0, n - 27 + 1, 9))
     if expected[-1] != n - 27:
-        expected.append(n - 27)  # last window aligned to the end
+        expected.append(n - 27)  # tail="cover": one more window ends on the last frame
     assert starts == expected
-    short = sv.SyntheticViewsDataset(clips=["run"], clip_len=81, azimuths_deg=(0, 90), heights_mm=(1600.0,))
-    assert len(short) == 2  # one padded window per camera
-    frames = short[0]["frames"]
+    dropped = sv.SyntheticViewsDataset(clips=["walk"], n_frames=27, stride=9, tail="drop", **one_camera)
+    assert [int(dropped[i]["frames"][0]) for i in range(len(dropped))] == list(range(0, n - 27 + 1, 9))
+    short = sv.SyntheticViewsDataset(clips=["run"], n_frames=81, azimuths_deg=(0, 90), heights_mm=(1600.0,))
+    assert len(short) == 2  # one clip per camera, resampled to 81 frames
     n_run = len(clips["run"])
     assert n_run < 81
-    np.testing.assert_array_equal(frames.numpy(), np.minimum(np.arange(81), n_run - 1))
+    np.testing.assert_array_equal(short[0]["frames"].numpy(), np.floor(np.arange(81) * n_run / 81))
 
 
 def test_deterministic_for_a_seed():
-    kwargs = dict(clips=["kick", "walk"], clip_len=27, stride=13, azimuths_deg=(10, 150), heights_mm=(1200.0,))
+    kwargs = dict(clips=["kick", "walk"], n_frames=27, stride=13, azimuths_deg=(10, 150), heights_mm=(1200.0,))
     a, b = sv.SyntheticViewsDataset(seed=7, **kwargs), sv.SyntheticViewsDataset(seed=7, **kwargs)
     c = sv.SyntheticViewsDataset(seed=8, **kwargs)
     assert len(a) == len(b) == len(c)
@@ -360,9 +402,11 @@ def test_split_is_by_clip():
 def test_argument_errors_name_the_argument():
     with pytest.raises(ValueError, match="split must be one of"):
         sv.SyntheticViewsDataset("val")
-    with pytest.raises(ValueError, match="clip_len must be a positive int"):
-        sv.SyntheticViewsDataset(clip_len=0)
-    with pytest.raises(ValueError, match="clips must be names"):
+    with pytest.raises(ValueError, match="n_frames must be a positive int"):
+        sv.SyntheticViewsDataset(clips=["walk"], n_frames=0, azimuths_deg=(0,), heights_mm=(1600.0,))
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        sv.SyntheticViewsDataset(seed=-1)
+    with pytest.raises(ValueError, match="clips must be a non-empty list of names"):
         sv.SyntheticViewsDataset(clips=["swim"])
     with pytest.raises(ValueError, match="joints must have shape"):
         sv.self_occlusion(np.zeros((17, 3)), np.zeros(3))
