@@ -43,7 +43,8 @@ def mocap():
 @pytest.fixture(scope="module")
 def small_dataset():
     return sv.SyntheticViewsDataset(
-        clips=["walk", "punch", "run"], n_frames=27, stride=9, azimuths_deg=(0, 90, 200), heights_mm=(1600.0,), seed=3
+        clips=["walk", "punch", "run"], n_frames=27, stride=9, azimuths_deg=(0, 90, 200), heights_mm=(1600.0,), seed=3,
+        perspective_target=True,  # target x, y = pinhole projections: input - target is the detector noise
     )
 
 
@@ -245,8 +246,10 @@ def test_joint_behind_torso_is_occluded_and_in_front_is_not():
 
 def test_head_hides_a_wrist_behind_it():
     pose = _standing_pose()
-    pose[16] = [-250.0, 0.0, 1560.0]  # right hand behind the head, at head-centre height
-    front = np.array([4000.0, 0.0, 1560.0])
+    # Right hand behind the head, 84 mm above the head centre (1535.5 mm): clear of the 50 mm neck
+    # capsule, inside the 100 mm head sphere's shadow.
+    pose[16] = [-250.0, 0.0, 1620.0]
+    front = np.array([4000.0, 0.0, 1620.0])
     assert sv.self_occlusion(pose[None], front)[0, 16]
     pose[16] = [-250.0, 0.0, 1800.0]  # above the head: visible
     assert not sv.self_occlusion(pose[None], front)[0, 16]

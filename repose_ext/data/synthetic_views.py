@@ -501,7 +501,9 @@ class DetectorNoise:
         occluded_offset = rng.standard_normal((frames, NUM_JOINTS, 2)) * (self.occluded_sigma_px * scale)[..., None]
         occluded_confidence = rng.uniform(*self.occluded_confidence, (frames, NUM_JOINTS))
 
-        offset = np.where(occluded[..., None], occluded_offset, np.where(outlier[..., None], outlier_offset, visible_offset))
+        offset = np.where(
+            occluded[..., None], occluded_offset, np.where(outlier[..., None], outlier_offset, visible_offset)
+        )
         confidence = np.where(occluded, occluded_confidence, np.where(outlier, outlier_confidence, confidence))
         return points_px + offset, np.clip(confidence, 0.0, 1.0)
 
