@@ -182,7 +182,9 @@ def launch_rank_hinge(
     w = weight if has_weight else pred  # a valid pointer that is never read
     stats = pred.new_empty((s, 2))
     grad = pred.new_empty((s, n) if need_grad else (0,))
-    g_out = grad if need_grad else stats  # a valid pointer that is never written
+    # Never written without need_grad; its own buffer, since passing one tensor as two kernel
+    # arguments that may be written confuses torch.compile's mutation tracking.
+    g_out = grad if need_grad else pred.new_empty((1,))
 
     plan = plan_launch(s, n, config)
     flags = dict(HAS_WEIGHT=has_weight, NEED_GRAD=need_grad, NEED_ACTIVE=need_active)
