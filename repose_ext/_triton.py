@@ -5,10 +5,11 @@ The op has the schema of ``repose::rank_hinge`` (csrc/rank_loss.cpp) and is buil
 the fake implementation comes from tracing the launcher. Its autograd formula is the one
 shared by every backend (:func:`repose_ext._ops.register_rank_hinge_autograd`).
 
-Importing this module never fails: without Triton (or without a GPU) the backend "triton"
-is registered as unavailable, with the fix in its message. With ``TRITON_INTERPRET=1`` set
-before the import, the kernels run on CPU tensors too (Triton's interpreter; slow, meant
-for tests).
+Importing this module never fails: without Triton, or without a GPU, the backend "triton"
+is registered as unavailable, with the fix in its message, and neither Triton nor the op is
+loaded (building a ``triton_op`` imports much of torch.compile, about a second). With
+``TRITON_INTERPRET=1`` set before the import, the kernels run on CPU tensors too (Triton's
+interpreter; slow, meant for tests).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from . import _ops, backends
 OP_NAME = "repose::rank_hinge_triton"
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
-TRITON_ERROR: Optional[str] = None
+TRITON_ERROR: Optional[str] = None  # why the backend is unavailable, None when it is available
 if importlib.util.find_spec("triton") is None:
     TRITON_ERROR = "Triton is not installed (`pip install triton`, or `pip install repose-ext[triton]`)"
+elif not (INTERPRET or torch.cuda.is_available()):
+    TRITON_ERROR = "needs a CUDA GPU (or TRITON_INTERPRET=1 set before importing repose_ext, for CPU tensors)"
 else:
     try:
         import triton
@@ -69,6 +72,10 @@ class LaunchConfig:
 
 
 DEFAULT_CONFIG = LaunchConfig()
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _next_pow2(n: int) -> int:
@@ -114,10 +121,10 @@ def plan_launch(s: int, n: int, config: LaunchConfig = DEFAULT_CONFIG) -> dict:
     if n <= config.short_max_n:
         block_n = max(2, _next_pow2(n))
         block_s = max(1, min(config.short_tile // (block_n * block_n), _next_pow2(s)))
-        return {"short": ((triton.cdiv(s, block_s),), dict(BLOCK_S=block_s, BLOCK_N=block_n), config.short_warps)}
+        return {"short": ((_cdiv(s, block_s),), dict(BLOCK_S=block_s, BLOCK_N=block_n), config.short_warps)}
     block_k = max(2, min(config.block_k, _next_pow2(n)))
     block_l = max(2, min(config.block_l, _next_pow2(n)))
-    row_blocks = triton.cdiv(n, block_k)
+    row_blocks = _cdiv(n, block_k)
     if row_blocks > _MAX_GRID_Y:
         raise ValueError(
             f"repose::rank_hinge_triton: series of length {n} need {row_blocks} row blocks of {block_k}; "
@@ -127,7 +134,7 @@ def plan_launch(s: int, n: int, config: LaunchConfig = DEFAULT_CONFIG) -> dict:
     if row_blocks > 1:
         block_s = max(1, min(config.reduce_series, _next_pow2(s)))
         block_b = max(2, min(config.reduce_blocks, _next_pow2(row_blocks)))
-        plan["reduce"] = ((triton.cdiv(s, block_s),), dict(BLOCK_S=block_s, BLOCK_B=block_b), 4)
+        plan["reduce"] = ((_cdiv(s, block_s),), dict(BLOCK_S=block_s, BLOCK_B=block_b), 4)
     return plan
 
 
@@ -237,17 +244,12 @@ if TRITON_ERROR is None:
 
 
 def _register_backend() -> None:
-    if TRITON_ERROR is not None:
-        available, fix = False, TRITON_ERROR
-    else:
-        available = INTERPRET or torch.cuda.is_available()
-        fix = "needs a CUDA GPU (or TRITON_INTERPRET=1 set before importing repose_ext, for CPU tensors)"
     backends.register_backend(
         backends.Backend(
             "triton",
             ("cuda", "cpu") if INTERPRET else ("cuda",),
-            available,
-            fix,
+            TRITON_ERROR is None,
+            TRITON_ERROR or "",
             torch.ops.repose.rank_hinge_triton if rank_hinge_triton is not None else None,
         )
     )
