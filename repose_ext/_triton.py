@@ -1,9 +1,12 @@
 """Triton backend of the rank losses: launchers, the op ``repose::rank_hinge_triton``, registration.
 
-The op has the schema of ``repose::rank_hinge`` (csrc/rank_loss.cpp) and is built with
-``torch.library.triton_op`` + ``wrap_triton``, so ``torch.compile`` sees the kernels and
-the fake implementation comes from tracing the launcher. Its autograd formula is the one
-shared by every backend (:func:`repose_ext._ops.register_rank_hinge_autograd`).
+The op has the arguments of ``repose::rank_hinge`` (csrc/rank_loss.cpp; the schema is
+inferred from the type hints, so ``window`` reads ``SymInt``) and is built with
+``torch.library.triton_op`` + ``wrap_triton``: ``torch.compile`` sees the kernels and the
+fake implementation comes from tracing the launcher. Under Triton's interpreter it is a
+plain ``torch.library.custom_op`` with the shared fake implementation instead, because the
+interpreter cannot be traced. Its autograd formula is the one shared by every backend
+(:func:`repose_ext._ops.register_rank_hinge_autograd`).
 
 Importing this module never fails: without Triton, or without a GPU, the backend "triton"
 is registered as unavailable, with the fix in its message, and neither Triton nor the op is
