@@ -8,6 +8,9 @@
 * The Triton kernels compile to a cubin for sm_90 with the block sizes the launcher picks
   for the benchmark shapes, in a subprocess without TRITON_INTERPRET (under the interpreter
   ``@triton.jit`` returns functions that cannot be compiled).
+* torch.compile's analysis of user Triton kernels (which arguments a kernel writes; it
+  clones those) finds exactly the outputs of each kernel. It asks the active Triton driver
+  for the target, so the subprocess stands in an sm_90 target for the missing GPU.
 
 Skipped, with the reason, only when nvcc or Triton is missing.
 """
@@ -112,3 +115,52 @@ def test_triton_kernels_compile_to_sm90_cubin():
     )
     assert result.returncode == 0, f"Triton compile failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     assert "compiled" in result.stdout
+
+
+_TRITON_WRITES = textwrap.dedent(
+    """
+    import torch
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime import driver
+
+    class _Sm90:  # no GPU here: only the target is asked for
+        def get_current_target(self):
+            return GPUTarget("cuda", 90, 32)
+
+    driver.set_active(_Sm90())
+    from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors
+    from repose_ext.kernels import rank_hinge as k
+
+    def writes(kernel, **kwargs):
+        accesses = identify_accessed_tensors(kernel, kwargs, {})
+        return sorted(dep.name for dep in accesses.read_writes.writes)
+
+    s, n, kb = 8, 100, 2
+    p, g, w = torch.randn(s, n), torch.randn(s, n), torch.rand(s, n)
+    stats, grad, partial, dummy = torch.empty(s, 2), torch.empty(s, n), torch.empty(s, kb, 2), torch.empty(1)
+    margin = dict(margin_hi=0.1, margin_lo=0.0, margin_lo2=0.0)
+    for need_grad in (True, False):
+        flags = dict(HAS_WEIGHT=True, NEED_GRAD=need_grad, NEED_ACTIVE=True)
+        g_out = grad if need_grad else dummy
+        got = writes(k._rank_hinge_short_kernel, pred_ptr=p[:, :17].contiguous(), gt_ptr=g[:, :17].contiguous(), weight_ptr=w[:, :17].contiguous(),
+                     stats_ptr=stats, grad_ptr=g_out, S=s, N=17, window=17, **margin, **flags, BLOCK_S=2, BLOCK_N=32)
+        assert got == (["grad_ptr", "stats_ptr"] if need_grad else ["stats_ptr"]), got
+        got = writes(k._rank_hinge_rows_kernel, pred_ptr=p, gt_ptr=g, weight_ptr=w, grad_ptr=g_out,
+                     partial_ptr=partial, N=n, KB=kb, window=n, **margin, **flags, BLOCK_K=64, BLOCK_L=32)
+        assert got == (["grad_ptr", "partial_ptr"] if need_grad else ["partial_ptr"]), got
+    got = writes(k._sum_partials_kernel, partial_ptr=partial, stats_ptr=stats, S=s, KB=kb, BLOCK_S=8, BLOCK_B=2)
+    assert got == ["stats_ptr"], got
+    print("writes ok")
+    """
+)
+
+
+def test_torch_compile_sees_what_each_triton_kernel_writes():
+    pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run(
+        [sys.executable, "-c", _TRITON_WRITES], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
+    assert result.returncode == 0, f"mutation analysis check failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert "writes ok" in result.stdout
