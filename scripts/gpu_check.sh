@@ -4,14 +4,14 @@
 #   2. run the CUDA tests (pytest -m cuda) and the Triton tests on the GPU,
 #   3. benchmark forward+backward time and peak memory (benchmarks/bench_gpu.py).
 #
-# Usage: scripts/gpu_check.sh [OUT_DIR]          (default: $OUT, else ./gpu_check_out)
+# Usage: scripts/gpu_check.sh [OUT_DIR]          (default: $OUT, else ${TMPDIR:-/tmp}/repose_gpu_check)
 # Writes env.txt, build.log, tests.log, bench.log, bench_gpu.md, bench_gpu.csv and summary.txt.
 # Each stage has a time limit (BUILD_TIMEOUT, TEST_TIMEOUT, BENCH_TIMEOUT, in seconds); a failing
 # stage does not stop the later ones, and the exit status is that of the first failing stage.
 # PYTHON picks the interpreter (default python3).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
-out="${1:-${OUT:-gpu_check_out}}"
+out="${1:-${OUT:-${TMPDIR:-/tmp}/repose_gpu_check}}"
 mkdir -p "$out"
 py="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
