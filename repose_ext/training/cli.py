@@ -51,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resume_path(arg: str, config_path: Optional[str], overrides: Sequence[str]) -> str:
+def _resume_path(arg: str, need_config, overrides: Sequence[str]) -> str:
     if arg == _RESUME_NEWEST:
-        base = load_config(config_path, overrides)
+        base = load_config(need_config(), overrides)
         return find_latest_run(base["output_dir"], base["name"])
     if os.path.isdir(arg):
         arg = os.path.join(arg, LATEST)
@@ -74,10 +74,17 @@ def main(argv: Optional[List[str]] = None, default_config: Optional[str] = None)
         Process exit code.
     """
     args = build_parser().parse_args(argv)
+    if args.resume not in (None, _RESUME_NEWEST) and "=" in args.resume and not os.path.exists(args.resume):
+        # `--resume train.epochs=5`: argparse took the override as the optional path.
+        args.overrides.insert(0, args.resume)
+        args.resume = _RESUME_NEWEST
     config_path = args.config or default_config
-    if config_path is None:
-        print("error: no --config given and no default configuration found", file=sys.stderr)
-        return 2
+
+    def need_config() -> str:
+        if config_path is None:
+            raise ConfigError("no --config given and no default configuration (configs/default.yaml) found")
+        return config_path
+
     try:
         if args.eval_only:
             if not args.checkpoint:
@@ -87,7 +94,7 @@ def main(argv: Optional[List[str]] = None, default_config: Optional[str] = None)
                 from ..models import load_checkpoint
 
                 base = load_checkpoint(args.checkpoint).get("config")
-            config = load_config(None if base is not None else config_path, args.overrides, base=base)
+            config = load_config(None if base is not None else need_config(), args.overrides, base=base)
             evaluate_checkpoint(config, args.checkpoint, progress=not args.no_progress)
             return 0
         if args.checkpoint:
@@ -96,7 +103,8 @@ def main(argv: Optional[List[str]] = None, default_config: Optional[str] = None)
         if args.resume is not None:
             from ..models import load_checkpoint
 
-            resume = _resume_path(args.resume, config_path, args.overrides)
+            resume = _resume_path(args.resume, need_config if args.resume == _RESUME_NEWEST else None,
+                                  args.overrides)
             stored = load_checkpoint(resume).get("config")
             if stored is None:
                 raise ConfigError(f"{resume} holds no training configuration; --resume needs a checkpoint "
@@ -106,7 +114,7 @@ def main(argv: Optional[List[str]] = None, default_config: Optional[str] = None)
                       f"ignored (overrides still apply)", file=sys.stderr)
             config = load_config(None, args.overrides, base=stored)
         else:
-            config = load_config(config_path, args.overrides)
+            config = load_config(need_config(), args.overrides)
         train(config, run_dir=args.run_dir, resume=resume, progress=not args.no_progress)
         return 0
     except (ConfigError, FileNotFoundError) as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from typing import Any, Dict, Iterable, Mapping, Optional
 
 import yaml
@@ -86,6 +87,25 @@ DEFAULTS: Dict[str, Any] = {
 }
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML loader that also reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3`` and otherwise gives a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml(text):
+    return yaml.load(text, Loader=_Loader)
+
+
 class ConfigError(ValueError):
     """A configuration file or override that cannot be used; the message names the key."""
 
@@ -143,7 +163,7 @@ def parse_override(text: str) -> Dict[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override key must be a dotted name like train.epochs; got {key!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
     nested: Dict[str, Any] = {}
@@ -160,7 +180,7 @@ def read_yaml(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file not found: {path}")
     with open(path, "r", encoding="utf-8") as f:
-        data = yaml.safe_load(f)
+        data = _load_yaml(f)
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -188,8 +208,16 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = (),
         config = merge(config, from_file)
     for text in overrides:
         config = merge(config, parse_override(text))
+    _normalise(config)
     validate(config)
     return config
+
+
+def _normalise(config: Dict[str, Any]) -> None:
+    """YAML reads a bare ``off`` as False: map it back for the keys whose choices include "off"."""
+    for section, key in (("train", "amp"), ("loss", "rank_backend")):
+        if config.get(section, {}).get(key) is False:
+            config[section][key] = "off"
 
 
 def _check(cond: bool, key: str, expected: str, value: Any) -> None:

@@ -123,12 +123,19 @@ class EvalResult:
         return "\n".join(lines)
 
     def as_dict(self) -> Dict[str, Any]:
-        """Plain data (for checkpoints and JSON); NaN becomes None."""
+        """Plain Python data (for checkpoints loaded with ``weights_only=True``, and JSON); NaN becomes None."""
+        def number(v):
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                return int(v)
+            v = float(v)
+            return None if math.isnan(v) else v
+
         def clean(d):
-            return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+            return {str(k): number(v) for k, v in d.items()}
 
         return {"protocol": self.protocol, "summary": clean(self.summary),
-                "per_action": {a: clean(r) for a, r in self.per_action.items()}, "num_clips": self.num_clips}
+                "per_action": {str(a): clean(r) for a, r in self.per_action.items()},
+                "num_clips": int(self.num_clips)}
 
 
 class _FrameStore:

@@ -148,19 +148,23 @@ class Trainer:
         seed = config["seed"]
 
         self.resume_state = load_checkpoint(resume) if resume else None
+        # Model initialisation is the same on every rank (DDP also broadcasts rank 0's weights).
+        seed_everything(seed)
+        self.data = build_datasets(config, need_train=True)  # before any output: bad paths fail early
+        self.skeleton = self.data.skeleton
+
         if run_dir is None and resume:
             run_dir = os.path.dirname(os.path.abspath(resume))
         if run_dir is None:
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            run_dir = os.path.join(config["output_dir"], f"{config['name']}-{stamp}")
+            run_dir = base = os.path.join(config["output_dir"], f"{config['name']}-{stamp}")
+            suffix = 1
+            while os.path.exists(run_dir):  # two runs started in the same second
+                suffix += 1
+                run_dir = f"{base}-{suffix}"
         self.run_dir = dist_utils.broadcast_object(os.path.abspath(run_dir), self.dist)
         if self.dist.is_main:
             os.makedirs(self.run_dir, exist_ok=True)
-
-        # Model initialisation is the same on every rank (DDP also broadcasts rank 0's weights).
-        seed_everything(seed)
-        self.data = build_datasets(config, need_train=True)
-        self.skeleton = self.data.skeleton
         self.model = build_model(_model_config(config)).to(self.device)
         _check_clip_length(self.model, config["data"]["n_frames"])
         t = config["train"]
@@ -391,8 +395,10 @@ class Trainer:
             self.tb.scalars(metrics, self.epoch, prefix="eval/")
         self.tb.flush()
 
-        selected = train_stats["loss"] if e["select_best_on"] == "loss" else _finite(metrics.get(e["select_best_on"],
-                                                                                                 float("nan")))
+        if e["select_best_on"] == "loss":
+            selected = _finite(float(train_stats["loss"]))
+        else:
+            selected = _finite(float(metrics.get(e["select_best_on"], float("nan"))))
         improved = self._improved(selected)
         if improved:
             self.best.update(value=selected, epoch=self.epoch)
