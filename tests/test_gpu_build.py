@@ -8,6 +8,9 @@
 * The Triton kernels compile to a cubin for sm_90 with the block sizes the launcher picks
   for the benchmark shapes, in a subprocess without TRITON_INTERPRET (under the interpreter
   ``@triton.jit`` returns functions that cannot be compiled).
+* The CUDA kernels run on the CPU, one std::thread per CUDA thread (tests/cuda_emulation),
+  and match repose_ext.reference: this checks their logic (tiling, row ranges, windows,
+  reductions) where no GPU runs them. It needs g++ with C++20 and the CUDA headers.
 * torch.compile's analysis of user Triton kernels (which arguments a kernel writes; it
   clones those) finds exactly the outputs of each kernel. It asks the active Triton driver
   for the target, so the subprocess stands in an sm_90 target for the missing GPU.
@@ -23,6 +26,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUB = os.path.join(ROOT, "tests", "cuda_stub")
@@ -164,3 +168,115 @@ def test_torch_compile_sees_what_each_triton_kernel_writes():
     )
     assert result.returncode == 0, f"mutation analysis check failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     assert "writes ok" in result.stdout
+
+
+def _cuda_include():
+    for candidate in ([os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(NVCC))), "include")] if NVCC else []) + [
+        "/usr/local/cuda/include"
+    ]:
+        if os.path.exists(os.path.join(candidate, "cuda_runtime_api.h")):
+            return candidate
+    return None
+
+
+CUDA_INCLUDE = _cuda_include()
+GXX = shutil.which("g++")
+EMULATION = os.path.join(ROOT, "tests", "cuda_emulation")
+
+
+@pytest.fixture(scope="module")
+def emulated_cuda(tmp_path_factory):
+    """Path of the CPU-emulation binary of csrc/cuda/rank_hinge_kernel.cu."""
+    if GXX is None or CUDA_INCLUDE is None:
+        pytest.skip("needs g++ and the CUDA headers (cuda_runtime_api.h) to emulate the CUDA kernels")
+    tmp = tmp_path_factory.mktemp("cuda_emulation")
+    with open(os.path.join(ROOT, "csrc", "cuda", "rank_hinge_kernel.cu")) as f:
+        source = f.read()
+    begin, end = source.index("// BEGIN LAUNCHES"), source.index("// END LAUNCHES")
+    with open(os.path.join(EMULATION, "launches.inc")) as f:
+        launches = f.read()
+    (tmp / "kernel_under_test.inc").write_text(source[:begin] + launches + source[end:])
+    binary = tmp / "emulate"
+    cmd = [GXX, "-std=c++20", "-O1", "-pthread", f"-I{tmp}", f"-I{os.path.join(ROOT, 'csrc', 'cuda')}",
+           f"-I{CUDA_INCLUDE}", os.path.join(EMULATION, "emulate.cpp"), "-o", str(binary)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, f"g++ failed:\n{result.stderr[-4000:]}"
+    return str(binary)
+
+
+def _emulate(binary, pred, gt, weight, margin, window, need_grad, need_active):
+    s, n = pred.shape
+    kind = "f" if pred.dtype == torch.float32 else "d"
+    values = [pred, gt] + ([weight] if weight is not None else [])
+    stdin = "\n".join(" ".join(repr(float(x)) for x in t.flatten().tolist()) for t in values)
+    args = [binary, kind, str(s), str(n), str(window), repr(float(margin)), str(int(weight is not None)),
+            str(int(need_grad)), str(int(need_active))]  # fmt: skip
+    result = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert lines[0] == "status 0", lines[0]
+    stats = torch.tensor([[float(v) for v in line.split()] for line in lines[1 : 1 + s]], dtype=torch.float64)
+    grad = None
+    if need_grad:
+        grad = torch.tensor([float(v) for v in lines[1 + s : 1 + s + s * n]], dtype=torch.float64).view(s, n)
+    return stats.view(s, 2), grad
+
+
+def _reference_stats(pred, gt, weight, margin, window):
+    """Per-series [hinge sum, active weight] and d(hinge sums)/d pred from repose_ext.reference, in float64."""
+    from repose_ext import reference
+
+    s, n = pred.shape
+    win = None if window < 0 else window
+    p = pred.double().requires_grad_(True)
+    g, w = gt.double(), None if weight is None else weight.double()
+
+    def per_series(values, margin_):
+        rows = []
+        for i in range(s):
+            wi = None if w is None else w[i].view(1, 1, n)
+            rows.append(reference.pairwise_rank_hinge(values[i].view(1, 1, n), g[i].view(1, 1, n), wi, margin_, win, "sum"))
+        return torch.stack(rows)
+
+    loss = per_series(p, margin)
+    (grad,) = torch.autograd.grad(loss.sum(), p)
+    active = per_series(torch.zeros_like(p), 1.0)  # every active pair costs exactly 1
+    return torch.stack([loss.detach(), active], dim=1), grad
+
+
+# (S, N, window, weighted, margin, need_grad, need_active, dtype): short series packed into one
+# block, several blocks, long series over several shared-memory tiles, windows, N = 1.
+EMULATED_CASES = [
+    (6, 17, -1, False, 0.0, True, False, "float32"),
+    (40, 17, 3, True, 0.1, True, True, "float64"),
+    (7, 1, -1, True, 0.3, True, True, "float32"),
+    (300, 2, 0, True, 0.2, False, True, "float64"),
+    (3, 700, -1, True, 0.0, True, True, "float32"),
+    (2, 600, 70, False, 0.25, True, False, "float64"),
+    (9, 61, 200, True, 0.05, False, False, "float32"),
+]
+
+
+@pytest.mark.parametrize("s,n,window,weighted,margin,need_grad,need_active,dtype", EMULATED_CASES)
+def test_cuda_kernels_emulated_on_cpu_match_reference(emulated_cuda, s, n, window, weighted, margin, need_grad,
+                                                      need_active, dtype):
+    dtype = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(s * 1000 + n)
+    pred = torch.randn(s, n, generator=gen, dtype=dtype)
+    gt = torch.randint(-3, 4, (s, n), generator=gen).to(dtype)  # ties
+    weight = torch.rand(s, n, generator=gen, dtype=dtype) if weighted else None
+    stats, grad = _emulate(emulated_cuda, pred, gt, weight, margin, window, need_grad, need_active)
+    expected, expected_grad = _reference_stats(pred, gt, weight, margin, window)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(stats[:, 0], expected[:, 0], **tol)
+    if need_active:
+        torch.testing.assert_close(stats[:, 1], expected[:, 1], **tol)
+    else:
+        assert torch.all(stats[:, 1] == 0)
+    if need_grad:
+        torch.testing.assert_close(grad, expected_grad, **tol)
+
+
+def test_cuda_kernels_emulated_empty_series(emulated_cuda):
+    stats, _ = _emulate(emulated_cuda, torch.zeros(3, 0), torch.zeros(3, 0), None, 0.0, -1, False, False)
+    assert torch.equal(stats, torch.zeros(3, 2, dtype=torch.float64))

@@ -112,6 +112,8 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+// BEGIN LAUNCHES: the only <<<>>> launches. tests/test_gpu_build.py replaces this block to run
+// the kernels above on the CPU, one std::thread per CUDA thread.
 template <typename scalar_t, bool kWeighted, bool kGrad, bool kActive>
 void launch_rows(const scalar_t* pred, const scalar_t* gt, const scalar_t* weight, int64_t total, int64_t N,
                  int64_t window, scalar_t margin, scalar_t* row_loss, scalar_t* row_active, scalar_t* grad,
@@ -119,6 +121,13 @@ void launch_rows(const scalar_t* pred, const scalar_t* gt, const scalar_t* weigh
   rank_hinge_rows_kernel<scalar_t, kWeighted, kGrad, kActive><<<blocks, kRowThreads, 0, stream>>>(
       pred, gt, weight, total, N, window, margin, row_loss, row_active, grad);
 }
+
+template <typename scalar_t>
+void launch_series_sums(const scalar_t* row_loss, const scalar_t* row_active, int64_t S, int64_t N,
+                        scalar_t* stats, unsigned int blocks, cudaStream_t stream) {
+  series_sums_kernel<scalar_t><<<blocks, kReduceThreads, 0, stream>>>(row_loss, row_active, S, N, stats);
+}
+// END LAUNCHES
 
 }  // namespace
 
@@ -155,8 +164,8 @@ cudaError_t launch_rank_hinge(const scalar_t* pred, const scalar_t* gt, const sc
   }
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  series_sums_kernel<scalar_t><<<static_cast<unsigned int>(reduce_blocks), kReduceThreads, 0, stream>>>(
-      row_loss, need_active ? row_active : nullptr, S, N, stats);
+  launch_series_sums<scalar_t>(row_loss, need_active ? row_active : nullptr, S, N, stats,
+                               static_cast<unsigned int>(reduce_blocks), stream);
   return cudaGetLastError();
 }
 
