@@ -30,8 +30,16 @@ from . import _ops, backends
 OP_NAME = "repose::rank_hinge_triton"
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
+
+def _triton_installed() -> bool:
+    try:
+        return importlib.util.find_spec("triton") is not None
+    except (ImportError, ValueError):  # e.g. sys.modules["triton"] = None
+        return False
+
+
 TRITON_ERROR: Optional[str] = None  # why the backend is unavailable, None when it is available
-if importlib.util.find_spec("triton") is None:
+if not _triton_installed():
     TRITON_ERROR = "Triton is not installed (`pip install triton`, or `pip install repose-ext[triton]`)"
 elif not (INTERPRET or torch.cuda.is_available()):
     TRITON_ERROR = "needs a CUDA GPU (or TRITON_INTERPRET=1 set before importing repose_ext, for CPU tensors)"

@@ -9,6 +9,8 @@ reduction, windows that cut tiles). On a GPU the same tests run the compiled ker
 
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -272,3 +274,23 @@ def test_backend_registration():
     assert backend.name == "triton" and backend.op is not None
     # "auto" never picks the interpreter for CPU tensors.
     assert repose_ext.backends.resolve_backend("auto", torch.device("cpu")).name != "triton"
+
+
+def test_import_without_triton():
+    """Without Triton, repose_ext still imports and the backend says how to get it."""
+    code = (
+        "import sys; sys.modules['triton'] = None\n"
+        "import torch, repose_ext\n"
+        "b = repose_ext.backends._REGISTRY['triton']\n"
+        "assert not b.available and 'pip install triton' in b.fix, b\n"
+        "try:\n"
+        "    repose_ext.spatial_depth_rank_loss(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), backend='triton')\n"
+        "except RuntimeError as exc:\n"
+        "    assert 'pip install triton' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('no error')\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
