@@ -8,6 +8,7 @@ Quick start::
 """
 
 from . import reference
+from . import _triton  # registers the "triton" backend
 from .backends import available_backends
 from .losses import (
     DepthRankLoss,

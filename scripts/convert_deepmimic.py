@@ -17,8 +17,9 @@ resampled to one frame rate (slerp for quaternions, linear for root position and
 before the kinematics, so bone lengths stay exact.
 
 The clips hold no nose or head-top joint; we place them at fixed offsets in the neck's frame:
-nose (0.09, 0.15, 0) m (forward and up: the front of the 0.1 m head sphere whose centre is 0.175 m
-above the neck joint) and head top (0, 0.27, 0) m (the top of that sphere). The H36M "spine" joint
+nose (0.11, 0.15, 0) m (forward and up: the nose tip, just in front of the humanoid's 0.1 m head
+sphere whose centre is 0.175 m above the neck joint) and head top (0, 0.27, 0) m (the top of that
+sphere). The H36M "spine" joint
 (index 7) is the humanoid's chest joint, "thorax" (8) its neck joint, the pelvis (0) its root.
 
 Output world frame: right-handed, z up, millimetres, floor at z = 0 (the source ground plane
@@ -49,7 +50,7 @@ SHOULDER_FROM_CHEST = {
 ELBOW_FROM_SHOULDER = np.array([0.0, -0.274788, 0.0])
 WRIST_FROM_ELBOW = np.array([0.0, -0.258947, 0.0])
 # Our choice (the clips hold no such joints): fixed offsets in the neck frame, metres.
-NOSE_FROM_NECK = np.array([0.09, 0.15, 0.0])
+NOSE_FROM_NECK = np.array([0.11, 0.15, 0.0])
 HEAD_TOP_FROM_NECK = np.array([0.0, 0.27, 0.0])
 
 H36M_PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15], dtype=np.int64)

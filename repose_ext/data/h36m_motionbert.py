@@ -156,7 +156,8 @@ def load_h36m_motionbert(
         cam = name.decode() if isinstance(name, bytes) else str(name)
         if cam not in H36M_CAMERA_RESOLUTION:
             raise DataFormatError(
-                f"H36M pickle [{split!r}]['camera_name'] holds {cam!r}; expected one of {sorted(H36M_CAMERA_RESOLUTION)}"
+                f"H36M pickle [{split!r}]['camera_name'] holds {cam!r}; "
+                f"expected one of {sorted(H36M_CAMERA_RESOLUTION)}"
             )
         res_table[k] = H36M_CAMERA_RESOLUTION[cam]
     res = res_table[inverse.reshape(-1)]

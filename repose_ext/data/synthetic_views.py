@@ -12,7 +12,12 @@ the 2D inputs a detector would give:
   z forward (pixel y grows downwards, as in Human3.6M).
 * **Targets.** The MotionBERT 2.5D representation (``notes/CLIP_FORMAT.md``, spec section 4a):
   ``x_n = u / w * 2 - 1``, ``y_n = v / w * 2 - h / w``, ``z_n = (Z - Z_root) * f / Z_root / w * 2``
-  per frame, with ``factor = Z_root / f`` millimetres per pixel.
+  per frame, with ``factor = Z_root / f`` millimetres per pixel. By default (u, v) scale every
+  joint with the root's depth, the package's convention for 3D ground truth
+  (:func:`repose_ext.data.camera.camera_to_2_5d`), so the metric conversion is exact; the inputs
+  are true pinhole projections. ``perspective_target=True`` uses pinhole (u, v) for the target too.
+* **Clips.** :class:`SyntheticViewsDataset` is a :class:`repose_ext.data.clips.ClipDataset`
+  (same slicing, ``skeleton`` with flip lists, sample contract) plus an ``occluded`` mask.
 * **Occlusion.** Self-occlusion from the 3D geometry: the body is a set of capsules (torso, head,
   upper and lower limbs); a joint is hidden when the camera ray to it passes through a capsule of a
   body part the joint does not belong to. Random occluder boxes in the image hide the joints inside
@@ -37,7 +42,11 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+
+from .camera import camera_to_2_5d
+from .clips import ClipDataset
+from .normalization import normalize_image_coordinates
+from .skeleton import H36M_SKELETON
 
 NUM_JOINTS = 17
 ROOT = 0
@@ -59,8 +68,8 @@ H36M_RESOLUTION = (1000, 1000)
 # to both upper arms. The torso is a pelvis capsule, a spine capsule (its depth) and two side
 # capsules from each hip to a point a quarter of the way from the shoulder to the thorax. The head is a
 # sphere of radius 100 mm centred 0.175 m above the neck (0.35 * thorax + 0.65 * head top with the
-# converter's offsets); the nose sits on its front surface and belongs to no part, so the head
-# hides it from behind.
+# converter's offsets); the nose tip is 0.113 m from that centre, just outside the sphere, and belongs
+# to no part, so the head hides it from cameras more than about 120 degrees from the face direction.
 _HEAD_CENTRE = {8: 0.35, 10: 0.65}
 _BODY_PARTS = (
     ("torso", (0, 1, 4, 7, 8, 11, 14), (
@@ -245,62 +254,22 @@ def camera_rig_for_clip(
     return cameras
 
 
-def pixels_to_normalized(points_px, width, height):
-    """MotionBERT normalised image coordinates of pixel (or 2.5D pixel) coordinates.
+def camera_to_normalized_2p5d(points_cam, camera, root=ROOT, perspective=False):
+    """The normalised 2.5D target of camera-space joints and its per-frame mm-per-pixel factor.
 
-    ``x_n = x / w * 2 - 1``, ``y_n = y / w * 2 - h / w``, and a third channel (2.5D depth in
-    pixels) becomes ``z / w * 2``.
-
-    Args:
-        points_px: pixel coordinates (x, y) or (x, y, z_px).
-        width: image width in pixels.
-        height: image height in pixels.
-
-    Returns:
-        Normalised coordinates, same shape.
-
-    Shape:
-        points_px: (..., 2) or (..., 3) -> same.
-    """
-    points_px = np.asarray(points_px, dtype=np.float64)
-    if points_px.shape[-1] not in (2, 3):
-        raise ValueError(f"points_px must have shape (..., 2) or (..., 3); got {points_px.shape}")
-    offset = np.array([1.0, height / width, 0.0])[: points_px.shape[-1]]
-    return points_px / width * 2.0 - offset
-
-
-def normalized_to_pixels(points_n, width, height):
-    """Inverse of :func:`pixels_to_normalized`: ``px = (n + [1, h/w, 0]) * w / 2``.
-
-    Args:
-        points_n: normalised coordinates (x_n, y_n) or (x_n, y_n, z_n).
-        width: image width in pixels.
-        height: image height in pixels.
-
-    Returns:
-        Pixel coordinates (the third channel, if any, is the 2.5D depth in pixels).
-
-    Shape:
-        points_n: (..., 2) or (..., 3) -> same.
-    """
-    points_n = np.asarray(points_n, dtype=np.float64)
-    if points_n.shape[-1] not in (2, 3):
-        raise ValueError(f"points_n must have shape (..., 2) or (..., 3); got {points_n.shape}")
-    offset = np.array([1.0, height / width, 0.0])[: points_n.shape[-1]]
-    return (points_n + offset) * width / 2.0
-
-
-def camera_to_normalized_2p5d(points_cam, camera, root=ROOT):
-    """The MotionBERT 2.5D target of camera-space joints, and its per-frame mm-per-pixel factor.
-
-    x, y are the projected pixels; the depth is ``(Z - Z_root) * f / Z_root`` pixels; all three are
-    normalised by :func:`pixels_to_normalized`. ``factor = Z_root / f`` turns pixels into mm, so
-    ``z_n * w / 2 * factor == Z - Z_root``.
+    The depth is ``(Z - Z_root) * f / Z_root`` pixels and ``factor = Z_root / f`` (spec section 4a).
+    x, y are, by default, the package's convention (:func:`repose_ext.data.camera.camera_to_2_5d`,
+    as for VideoPose3D data): every joint projected with the root's depth, so that
+    :func:`repose_ext.data.normalization.normalized_to_millimetres` minus the root is exactly the
+    root-relative camera-space pose in mm. With ``perspective=True`` they are the pinhole
+    projections of each joint instead (as in MotionBERT's Human3.6M pickle). All three channels are
+    normalised by :func:`repose_ext.data.normalization.normalize_image_coordinates`.
 
     Args:
         points_cam: camera-space joints, mm.
         camera: the :class:`PinholeCamera` that sees them.
         root: index of the root joint.
+        perspective: x, y from the per-joint pinhole projection instead of the root-depth scaling.
 
     Returns:
         (normalised 2.5D joints, factor in mm per pixel).
@@ -311,11 +280,10 @@ def camera_to_normalized_2p5d(points_cam, camera, root=ROOT):
     points_cam = np.asarray(points_cam, dtype=np.float64)
     if points_cam.ndim != 3 or points_cam.shape[-1] != 3:
         raise ValueError(f"points_cam must have shape (T, J, 3); got {points_cam.shape}")
-    uv = camera.project(points_cam)
-    root_depth = points_cam[:, root, 2]
-    z_px = (points_cam[..., 2] - root_depth[:, None]) * camera.focal / root_depth[:, None]
-    normalized = pixels_to_normalized(np.concatenate([uv, z_px[..., None]], axis=-1), camera.width, camera.height)
-    return normalized, root_depth / camera.focal
+    pose_px, factor = camera_to_2_5d(points_cam, camera.focal, camera.principal, root=root)
+    if perspective:
+        pose_px[..., :2] = camera.project(points_cam)
+    return normalize_image_coordinates(pose_px, camera.width, camera.height), factor
 
 
 def _endpoint_weights(endpoint):
@@ -341,24 +309,37 @@ def _capsule_tables():
     return np.stack(starts), np.stack(ends), np.array(radii), np.array(own).T
 
 
-def _segment_distance(p0, p1, q0, q1):
-    """Smallest distance between segments [p0, p1] and [q0, q1] (broadcast over leading dims)."""
-    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
-    a = np.sum(d1 * d1, -1)
-    e = np.sum(d2 * d2, -1)
-    f = np.sum(d2 * r, -1)
-    c = np.sum(d1 * r, -1)
-    b = np.sum(d1 * d2, -1)
+def _ray_segment_distance(eye, ray_end, seg_a, seg_b):
+    """Smallest distance between the segments [eye, ray_end[t, j]] and [seg_a[t, k], seg_b[t, k]].
+
+    Closest points of two segments (Ericson, Real-Time Collision Detection, 5.1.9), written with
+    per-pair dot products only, so the (T, J, K) work is two batched matrix products.
+
+    Shape:
+        eye: (3,); ray_end: (T, J, 3); seg_a, seg_b: (T, K, 3) -> (T, J, K).
+    """
+    d1 = ray_end - eye  # (T, J, 3)
+    d2 = seg_b - seg_a  # (T, K, 3)
+    r = eye - seg_a  # (T, K, 3)
+    a = np.einsum("tjc,tjc->tj", d1, d1)[:, :, None]  # (T, J, 1)
+    e = np.einsum("tkc,tkc->tk", d2, d2)[:, None, :]  # (T, 1, K)
+    f = np.einsum("tkc,tkc->tk", d2, r)[:, None, :]
+    rr = np.einsum("tkc,tkc->tk", r, r)[:, None, :]
+    c = d1 @ r.transpose(0, 2, 1)  # (T, J, K)
+    b = d1 @ d2.transpose(0, 2, 1)
     eps = 1e-9
-    a_safe = np.maximum(a, eps)
-    e_safe = np.maximum(e, eps)
-    denom = a * e - b * b
-    s = np.where(denom > eps * np.maximum(a * e, eps), np.clip((b * f - c * e) / np.maximum(denom, eps), 0, 1), 0.0)
+    a_safe, e_safe = np.maximum(a, eps), np.maximum(e, eps)
+    denom = a * e - b * b  # >= 0; 0 for parallel segments
+    s = np.where(denom > eps * a * e_safe, np.clip((b * f - c * e) / np.maximum(denom, eps), 0.0, 1.0), 0.0)
     t = np.where(e > eps, (b * s + f) / e_safe, 0.0)
-    s = np.where(t < 0, np.clip(-c / a_safe, 0, 1), np.where(t > 1, np.clip((b - c) / a_safe, 0, 1), s))
-    t = np.clip(t, 0, 1)
-    closest = (p0 + d1 * s[..., None]) - (q0 + d2 * t[..., None])
-    return np.linalg.norm(closest, axis=-1)
+    s = np.where(t < 0, np.clip(-c / a_safe, 0.0, 1.0), np.where(t > 1, np.clip((b - c) / a_safe, 0.0, 1.0), s))
+    t = np.clip(t, 0.0, 1.0)
+    point = e <= eps  # a sphere: the closest point of the ray to its centre
+    s = np.where(point, np.clip(-c / a_safe, 0.0, 1.0), s)
+    t = np.where(point, 0.0, t)
+    # |r + s d1 - t d2|^2 expanded in the dot products.
+    squared = rr + s * s * a + t * t * e + 2 * s * c - 2 * t * f - 2 * s * t * b
+    return np.sqrt(np.maximum(squared, 0.0))
 
 
 def self_occlusion(joints, eye, margin_mm=40.0):
@@ -386,14 +367,12 @@ def self_occlusion(joints, eye, margin_mm=40.0):
     if eye.shape != (3,):
         raise ValueError(f"eye must have shape (3,); got {eye.shape}")
     starts, ends, radii, own = _capsule_tables()
-    cap_a = np.einsum("kj,tjc->tkc", starts, joints)[:, None]  # (T, 1, K, 3)
-    cap_b = np.einsum("kj,tjc->tkc", ends, joints)[:, None]
+    cap_a = np.einsum("kj,tjc->tkc", starts, joints)  # (T, K, 3)
+    cap_b = np.einsum("kj,tjc->tkc", ends, joints)
     ray = joints - eye
     length = np.linalg.norm(ray, axis=-1, keepdims=True)
     ray_end = eye + ray * np.clip(1.0 - margin_mm / np.maximum(length, 1e-9), 0.0, 1.0)
-    distance = _segment_distance(
-        np.broadcast_to(eye, ray_end.shape)[:, :, None], ray_end[:, :, None], cap_a, cap_b
-    )  # (T, 17, K)
+    distance = _ray_segment_distance(eye, ray_end, cap_a, cap_b)  # (T, 17, K)
     return np.any((distance < radii) & ~own, axis=-1)
 
 
@@ -522,7 +501,9 @@ class DetectorNoise:
         occluded_offset = rng.standard_normal((frames, NUM_JOINTS, 2)) * (self.occluded_sigma_px * scale)[..., None]
         occluded_confidence = rng.uniform(*self.occluded_confidence, (frames, NUM_JOINTS))
 
-        offset = np.where(occluded[..., None], occluded_offset, np.where(outlier[..., None], outlier_offset, visible_offset))
+        offset = np.where(
+            occluded[..., None], occluded_offset, np.where(outlier[..., None], outlier_offset, visible_offset)
+        )
         confidence = np.where(occluded, occluded_confidence, np.where(outlier, outlier_confidence, confidence))
         return points_px + offset, np.clip(confidence, 0.0, 1.0)
 
@@ -551,56 +532,56 @@ def load_mocap(path=None):
     return clips, fps
 
 
-def _window_starts(num_frames, clip_len, stride):
-    """Window starts covering a clip; the last window is aligned to the clip's end."""
-    if num_frames <= clip_len:
-        return [0]
-    starts = list(range(0, num_frames - clip_len + 1, stride))
-    if starts[-1] != num_frames - clip_len:
-        starts.append(num_frames - clip_len)
-    return starts
+class SyntheticViewsDataset(ClipDataset):
+    """Clips of the embedded mocap seen by virtual cameras, as a :class:`~repose_ext.data.clips.ClipDataset`.
 
-
-class SyntheticViewsDataset(Dataset):
-    """Windows of the embedded clips seen by virtual cameras (``notes/CLIP_FORMAT.md`` samples).
-
-    Every (clip, camera) pair is one video. The whole video is simulated once at construction
-    (noise and occluders are consistent across overlapping windows, like a detector run on the
-    video), then cut into windows of ``clip_len`` frames every ``stride`` frames; the last window
-    is aligned to the video's end, and videos shorter than ``clip_len`` give one window padded by
-    repeating their last frame (``frames`` then repeats its last index).
+    Every (clip, camera) pair is one video, simulated whole at construction (noise and occluders
+    are consistent across overlapping windows, like a detector run on the video), then sliced by
+    :func:`~repose_ext.data.clips.split_clips`: windows of ``n_frames`` every ``stride`` frames;
+    with ``tail="cover"`` one more window ends on the last frame so every frame is scored; a video
+    shorter than ``n_frames`` gives one clip resampled to ``n_frames`` (frames repeated).
 
     Args:
         split: "train" (``TRAIN_CLIPS``), "test" (``TEST_CLIPS``) or "all".
-        clip_len: frames per window T.
-        stride: frames between window starts; default ``clip_len`` (no overlap).
+        n_frames: frames per clip T.
+        stride: frames between clip starts; default ``n_frames`` (no overlap).
         clips: explicit clip names, overriding ``split``.
+        tail: "cover" (default) or "drop", see :func:`~repose_ext.data.clips.split_clips`.
         azimuths_deg: camera azimuths (see :func:`camera_rig_for_clip`).
         heights_mm: camera heights, mm.
-        distance_range_mm: (min, max) camera distance, mm.
+        distance_range_mm: (min, max) horizontal camera distance, mm.
         azimuth_jitter_deg: per-camera azimuth jitter, degrees.
         focal: focal length, px.
         resolution: (width, height), px.
         noise: :class:`DetectorNoise`, or None for exact 2D with confidence 1 (occlusion still flagged).
         occluders: :class:`OccluderBoxes`, or None for no boxes.
         use_self_occlusion: flag joints hidden by the body.
-        seed: non-negative integer; equal arguments give identical samples.
-        with_camera_3d: also return "camera_3d", the (T, 17, 3) camera-space joints in mm.
+        perspective_target: target x, y from the per-joint pinhole projection (see
+            :func:`camera_to_normalized_2p5d`); default False (root-depth scaling, exact mm).
+        seed: non-negative int; equal arguments give identical samples.
+        with_camera_3d: samples also hold "camera_3d", the (T, 17, 3) camera-space joints in mm.
         path: mocap npz; default the packaged file.
 
-    Sample (dict): "input" (T, 17, 3) float32 (x_n, y_n, confidence); "target" (T, 17, 3) float32
-    normalised 2.5D; "factor" (T,) float32 mm per px; "res" (2,) float32 (w, h); "source" str
-    ``<clip>_<camera>``; "action" str clip name; "frames" (T,) int64 indices into the clip;
-    "occluded" (T, 17) bool; optional "camera_3d".
+    Samples follow the clip contract (``notes/CLIP_FORMAT.md``): "input" (T, 17, 3) float32
+    (x_n, y_n, confidence), "target" (T, 17, 3) float32 normalised 2.5D, "factor" (T,) float32 mm per
+    px, "res" (2,) float32 (w, h), "source" ``<clip>_<camera>``, "action" the clip name, "frames"
+    (T,) int64 indices into the clip, "occluded" (T, 17) bool; and "camera_3d" if asked.
+
+    Attributes:
+        clip_names: the clips loaded. fps: frame rate (50 Hz).
+        cameras: dict source -> :class:`PinholeCamera`.
+        self_occluded, box_occluded, outside: (N, 17) bool per frame of all videos, the three causes
+            of ``occluded`` (see :meth:`occlusion_stats`).
     """
 
     def __init__(
         self,
         split: str = "train",
-        clip_len: int = 27,
+        n_frames: int = 27,
         stride: Optional[int] = None,
         *,
         clips: Optional[Sequence[str]] = None,
+        tail: str = "cover",
         azimuths_deg: Sequence[float] = (0, 45, 90, 135, 180, 225, 270, 315),
         heights_mm: Sequence[float] = (800.0, 1600.0, 2600.0),
         distance_range_mm: Tuple[float, float] = (3500.0, 6500.0),
@@ -610,18 +591,14 @@ class SyntheticViewsDataset(Dataset):
         noise: Optional[DetectorNoise] = DetectorNoise(),
         occluders: Optional[OccluderBoxes] = OccluderBoxes(),
         use_self_occlusion: bool = True,
+        perspective_target: bool = False,
         seed: int = 0,
         with_camera_3d: bool = False,
         path: Optional[str] = None,
     ):
-        super().__init__()
-        if not isinstance(clip_len, int) or clip_len < 1:
-            raise ValueError(f"clip_len must be a positive int; got {clip_len!r}")
-        stride = clip_len if stride is None else stride
-        if not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be a positive int; got {stride!r}")
-        if not isinstance(seed, int) or seed < 0:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+        stride = n_frames if stride is None else stride
         mocap, self.fps = load_mocap(path)
         all_names = sorted(mocap)
         self.split = "custom" if clips is not None else split
@@ -631,20 +608,16 @@ class SyntheticViewsDataset(Dataset):
                 raise ValueError(f"split must be one of 'train', 'test', 'all'; got {split!r}")
             clips = splits[split]
         unknown = [c for c in clips if c not in mocap]
-        if unknown:
-            raise ValueError(f"clips must be names from {all_names}; got unknown {unknown}")
+        if unknown or not clips:
+            raise ValueError(f"clips must be a non-empty list of names from {all_names}; got {list(clips)}")
         self.clip_names = tuple(clips)
-        self.clip_len, self.stride, self.seed = clip_len, stride, seed
-        self.width, self.height = int(resolution[0]), int(resolution[1])
-        self.with_camera_3d = with_camera_3d
-
-        self.videos = []
-        self.windows = []
+        self.seed = seed
+        self.cameras = {}
+        videos = []
         for clip in self.clip_names:
-            clip_id = all_names.index(clip)  # stable across splits: seeds do not depend on the split
-            joints = mocap[clip]
+            clip_id = all_names.index(clip)  # seeds depend on the clip, not on the split or clip list
             cameras = camera_rig_for_clip(
-                joints,
+                mocap[clip],
                 np.random.default_rng([seed, clip_id, 0]),
                 azimuths_deg=azimuths_deg,
                 heights_mm=heights_mm,
@@ -655,84 +628,85 @@ class SyntheticViewsDataset(Dataset):
             )
             for cam_id, camera in enumerate(cameras):
                 rng = np.random.default_rng([seed, clip_id, cam_id + 1])
-                video = self._simulate(joints, camera, noise, occluders, use_self_occlusion, rng)
-                video.update(source=f"{clip}_{camera.name}", action=clip, camera=camera)
-                index = len(self.videos)
-                self.videos.append(video)
-                for start in _window_starts(len(joints), clip_len, stride):
-                    self.windows.append((index, start))
+                source = f"{clip}_{camera.name}"
+                self.cameras[source] = camera
+                videos.append(
+                    _simulate_video(
+                        mocap[clip], camera, noise, occluders, use_self_occlusion, perspective_target, self.fps, rng
+                    )
+                )
+                videos[-1].update(source=np.full(len(mocap[clip]), source), action=np.full(len(mocap[clip]), clip))
 
-    def _simulate(self, joints_world, camera, noise, occluders, use_self_occlusion, rng):
-        joints_cam = camera.world_to_camera(joints_world)
-        target, factor = camera_to_normalized_2p5d(joints_cam, camera)
-        points_px = camera.project(joints_cam)
-        frames = len(joints_world)
-        hidden_self = self_occlusion(joints_cam, np.zeros(3)) if use_self_occlusion else np.zeros((frames, NUM_JOINTS), bool)
-        if occluders is not None:
-            hidden_box = points_in_boxes(points_px, occluders.sample(points_px, self.fps, rng))
-        else:
-            hidden_box = np.zeros((frames, NUM_JOINTS), bool)
-        outside = (
-            (points_px[..., 0] < 0) | (points_px[..., 0] >= camera.width)
-            | (points_px[..., 1] < 0) | (points_px[..., 1] >= camera.height)
+        def stack(key):
+            return np.concatenate([v[key] for v in videos])
+
+        self.self_occluded, self.box_occluded, self.outside = stack("self"), stack("box"), stack("outside")
+        self._camera_3d = torch.from_numpy(stack("camera_3d")) if with_camera_3d else None
+        super().__init__(
+            stack("input"),
+            stack("target"),
+            stack("factor"),
+            np.tile(np.array(resolution, dtype=np.float32), (len(self.self_occluded), 1)),
+            stack("source"),
+            stack("action"),
+            n_frames=n_frames,
+            stride=stride,
+            skeleton=H36M_SKELETON,
+            tail=tail,
+            occluded=self.self_occluded | self.box_occluded | self.outside,
+            rng=None,
         )
-        occluded = hidden_self | hidden_box | outside
-        if noise is not None:
-            noisy_px, confidence = noise.apply(points_px, occluded, joints_cam[:, ROOT, 2], rng)
-        else:
-            noisy_px, confidence = points_px, np.ones((frames, NUM_JOINTS))
-        inputs = np.concatenate(
-            [pixels_to_normalized(noisy_px, camera.width, camera.height), confidence[..., None]], axis=-1
-        )
-        return {
-            "input": inputs.astype(np.float32),
-            "target": target.astype(np.float32),
-            "factor": factor.astype(np.float32),
-            "occluded": occluded,
-            "self_occluded": hidden_self,
-            "box_occluded": hidden_box,
-            "outside": outside,
-            "camera_3d": joints_cam.astype(np.float32),
-        }
 
-    def __len__(self):
-        return len(self.windows)
-
-    def __getitem__(self, index):
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index must be in [0, {len(self)}); got {index}")
-        video_index, start = self.windows[index]
-        video = self.videos[video_index]
-        num_frames = len(video["factor"])
-        frames = np.minimum(np.arange(start, start + self.clip_len), num_frames - 1)
-        sample = {
-            "input": torch.from_numpy(video["input"][frames]),
-            "target": torch.from_numpy(video["target"][frames]),
-            "factor": torch.from_numpy(video["factor"][frames]),
-            "res": torch.tensor([self.width, self.height], dtype=torch.float32),
-            "source": video["source"],
-            "action": video["action"],
-            "frames": torch.from_numpy(frames.astype(np.int64)),
-            "occluded": torch.from_numpy(video["occluded"][frames]),
-        }
-        if self.with_camera_3d:
-            sample["camera_3d"] = torch.from_numpy(video["camera_3d"][frames])
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        sample = super().__getitem__(index)
+        if self._camera_3d is not None:
+            sample["camera_3d"] = self._camera_3d[self._clips[index]]
         return sample
 
     def occlusion_stats(self) -> Dict[str, float]:
-        """Fractions of joint-frames (over all videos, every frame once) flagged occluded.
+        """Fractions of all joint-frames (every frame of every video once) flagged occluded.
 
         Returns:
-            Dict with "occluded" (any reason), "self" (hidden by the body), "box" (inside an
-            occluder box), "outside" (out of the image), and "joint_frames" (the count).
+            Dict with "occluded" (any cause), "self" (hidden by the body), "box" (inside an
+            occluder box), "outside" (out of the image), and "joint_frames" (their number).
         """
-        def fraction(key):
-            return float(np.mean(np.concatenate([v[key].ravel() for v in self.videos])))
-
+        occluded = self.self_occluded | self.box_occluded | self.outside
         return {
-            "occluded": fraction("occluded"),
-            "self": fraction("self_occluded"),
-            "box": fraction("box_occluded"),
-            "outside": fraction("outside"),
-            "joint_frames": int(sum(v["occluded"].size for v in self.videos)),
+            "occluded": float(occluded.mean()),
+            "self": float(self.self_occluded.mean()),
+            "box": float(self.box_occluded.mean()),
+            "outside": float(self.outside.mean()),
+            "joint_frames": int(occluded.size),
         }
+
+
+def _simulate_video(joints_world, camera, noise, occluders, use_self_occlusion, perspective_target, fps, rng):
+    """Per-frame arrays of one (clip, camera) video; see :class:`SyntheticViewsDataset`."""
+    frames = len(joints_world)
+    joints_cam = camera.world_to_camera(joints_world)
+    target, factor = camera_to_normalized_2p5d(joints_cam, camera, perspective=perspective_target)
+    points_px = camera.project(joints_cam)
+    none = np.zeros((frames, NUM_JOINTS), dtype=bool)
+    hidden_self = self_occlusion(joints_cam, np.zeros(3)) if use_self_occlusion else none
+    hidden_box = none if occluders is None else points_in_boxes(points_px, occluders.sample(points_px, fps, rng))
+    outside = (
+        (points_px[..., 0] < 0) | (points_px[..., 0] >= camera.width)
+        | (points_px[..., 1] < 0) | (points_px[..., 1] >= camera.height)
+    )
+    occluded = hidden_self | hidden_box | outside
+    if noise is not None:
+        noisy_px, confidence = noise.apply(points_px, occluded, joints_cam[:, ROOT, 2], rng)
+    else:
+        noisy_px, confidence = points_px, np.ones((frames, NUM_JOINTS))
+    inputs = np.concatenate(
+        [normalize_image_coordinates(noisy_px, camera.width, camera.height), confidence[..., None]], axis=-1
+    )
+    return {
+        "input": inputs.astype(np.float32),
+        "target": target.astype(np.float32),
+        "factor": factor.astype(np.float32),
+        "self": hidden_self,
+        "box": hidden_box,
+        "outside": outside,
+        "camera_3d": joints_cam.astype(np.float32),
+    }

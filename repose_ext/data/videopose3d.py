@@ -148,7 +148,9 @@ def load_videopose3d(
                 raise DataFormatError(f"{where} must have shape (T, 32, 3) (world metres); got {pos.shape}")
             n = pos.shape[0]
             if action not in positions_2d[subject]:
-                raise DataFormatError(f"positions_2d[{subject!r}] is missing action {action!r} (present in positions_3d)")
+                raise DataFormatError(
+                    f"positions_2d[{subject!r}] is missing action {action!r} (present in positions_3d)"
+                )
             per_camera = positions_2d[subject][action]
             if len(per_camera) != len(H36M_CAMERA_IDS):
                 raise DataFormatError(

@@ -1,0 +1,150 @@
+"""Table of forward+backward time and extra peak memory of the rank losses on CPU.
+
+    python benchmarks/run_cpu_table.py [--shapes 8,243,17 32,243,17] [--out docs/benchmarks_cpu.md]
+
+Times are medians of repeated forward+backward passes (spatial + temporal) measured in one run,
+so ratios between providers are comparable. Memory is the extra peak resident set of one pass
+in a fresh process: peak RSS (VmHWM, reset through /proc/self/clear_refs) minus the RSS after
+the inputs and one warm-up pass exist. Every provider is checked against the reference first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from providers import PROVIDERS, check, make_inputs, step  # noqa: E402
+
+DEFAULT_SHAPES = ["8,243,17", "32,243,17", "4,1024,17", "1,4096,17"]
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_memory(provider, shape):
+    """Extra peak RSS in MB of one forward+backward (run in a fresh process)."""
+    pred, gt = make_inputs(*shape)
+    step(provider, pred, gt)  # warm-up: compilation, thread pools, allocator caches
+    pred.grad = None
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current RSS
+    base = _status_kb("VmRSS")
+    step(provider, pred, gt)
+    return (_status_kb("VmHWM") - base) / 1024.0
+
+
+def measure_time(provider, shape, budget_s):
+    pred, gt = make_inputs(*shape)
+    step(provider, pred, gt)  # warm-up
+    times = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < budget_s and len(times) < 200):
+        t0 = time.perf_counter()
+        step(provider, pred, gt)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3, len(times)
+
+
+def machine():
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def commit():
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", nargs="+", default=DEFAULT_SHAPES, help="B,T,J triples")
+    ap.add_argument("--providers", nargs="+", default=list(PROVIDERS), choices=list(PROVIDERS))
+    ap.add_argument("--budget", type=float, default=2.0, help="seconds of timing per provider and shape")
+    ap.add_argument("--skip-slow-above", type=float, default=2.0e8,
+                    help="skip the materialising baselines when B*J*T*T exceeds this many pairs")
+    ap.add_argument("--out", default=None, help="write the markdown table here (and a .csv beside it)")
+    ap.add_argument("--memory-one", nargs=2, metavar=("PROVIDER", "SHAPE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.memory_one:
+        provider, shape = args.memory_one
+        print(json.dumps(measure_memory(provider, tuple(map(int, shape.split(","))))))
+        return
+
+    for provider in args.providers:
+        check(provider)
+    rows = []
+    for spec in args.shapes:
+        shape = tuple(map(int, spec.split(",")))
+        b, t, j = shape
+        row = {"shape": spec}
+        for provider in args.providers:
+            if provider != "fused-cpu" and b * j * t * t > args.skip_slow_above:
+                row[provider] = None
+                continue
+            ms, n = measure_time(provider, shape, args.budget)
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory-one", provider, spec], capture_output=True, text=True
+            )
+            mb = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else float("nan")
+            row[provider] = (ms, mb, n)
+            print(f"{spec:>12} {provider:>20}: {ms:10.2f} ms (n={n}), extra peak {mb:8.1f} MB", flush=True)
+        rows.append(row)
+
+    header = "| (B,T,J) | " + " | ".join(f"{p} ms / MB" for p in args.providers) + " | fused speed-up vs " + ", ".join(
+        p for p in args.providers if p != "fused-cpu") + " |"
+    lines = [f"Machine: {machine()}; commit {commit()}.", "", header, "|" + "---|" * (len(args.providers) + 2)]
+    for row in rows:
+        cells = []
+        for p in args.providers:
+            v = row[p]
+            cells.append("skipped" if v is None else f"{v[0]:.2f} / {v[1]:.0f}")
+        fused = row.get("fused-cpu")
+        ratios = []
+        for p in args.providers:
+            if p == "fused-cpu":
+                continue
+            v = row[p]
+            ratios.append("-" if v is None or fused is None else f"{v[0] / fused[0]:.0f}x")
+        lines.append(f"| {row['shape']} | " + " | ".join(cells) + " | " + ", ".join(ratios) + " |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+        with open(os.path.splitext(args.out)[0] + ".csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["shape", "provider", "median_ms", "extra_peak_mb", "n", "machine", "commit"])
+            for row in rows:
+                for p in args.providers:
+                    if row[p] is not None:
+                        w.writerow([row["shape"], p, f"{row[p][0]:.4f}", f"{row[p][1]:.1f}", row[p][2], machine(), commit()])
+
+
+if __name__ == "__main__":
+    main()

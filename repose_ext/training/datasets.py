@@ -1,0 +1,147 @@
+"""Build the training and evaluation datasets named by a run configuration.
+
+Each dataset of :mod:`repose_ext.data` returns clips in the same sample contract (``notes/CLIP_FORMAT.md``); this
+module only maps the ``data`` section of a configuration to the right loader call:
+
+=================== ============================================== ==================================================
+``data.dataset``    ``data.files``                                 split
+=================== ============================================== ==================================================
+``synthetic_views`` (none: the embedded mocap clips)               by clip: 12 training actions, 3 held-out actions
+``h36m_motionbert`` ``pickle``: ``h36m_sh_conf_cam_source_final``  the pickle's ``train`` / ``test``
+``videopose3d``     ``positions_3d``, ``positions_2d`` (npz)       S1 S5 S6 S7 S8 / S9 S11
+``mpi_inf_3dhp``    ``train``, ``test`` (P-STMO npz)               training sequences / TS1-TS6
+=================== ============================================== ==================================================
+
+``data.options`` holds further keyword arguments of the loader (e.g. ``use_gt_2d: true`` for the H36M pickle,
+``joint_order: h36m`` for 3DHP, camera or occlusion settings for the embedded data).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+from torch.utils.data import Dataset
+
+from .config import ConfigError
+
+#: Evaluation protocol of each dataset: "h36m" (MotionBERT's per-action protocol in mm, plus the extra metrics) or
+#: "mpi_inf_3dhp" (valid frames only, PCK@150 mm and AUC on 14 joints, MPJPE on 17, per sequence).
+PROTOCOLS = {
+    "synthetic_views": "h36m",
+    "h36m_motionbert": "h36m",
+    "videopose3d": "h36m",
+    "mpi_inf_3dhp": "mpi_inf_3dhp",
+}
+
+_REQUIRED_FILES = {
+    "synthetic_views": (),
+    "h36m_motionbert": ("pickle",),
+    "videopose3d": ("positions_3d", "positions_2d"),
+    "mpi_inf_3dhp": ("train", "test"),
+}
+
+
+@dataclass
+class DataBundle:
+    """The datasets of one run.
+
+    Attributes:
+        train: training clips (None in evaluation-only mode).
+        test: evaluation clips.
+        skeleton: joint layout (flip lists, root) shared by both.
+        protocol: "h36m" or "mpi_inf_3dhp" (see :data:`PROTOCOLS`).
+    """
+
+    train: Optional[Dataset]
+    test: Dataset
+    skeleton: Any
+    protocol: str
+
+
+def _files(config: Mapping[str, Any], need_train: bool) -> Dict[str, str]:
+    data = config["data"]
+    name = data["dataset"]
+    files = dict(data["files"])
+    needed = [k for k in _REQUIRED_FILES[name] if need_train or not (name == "mpi_inf_3dhp" and k == "train")]
+    missing = [k for k in needed if not files.get(k)]
+    if missing:
+        example = " ".join(f"data.files.{k}=/path/to/file" for k in missing)
+        raise ConfigError(
+            f"data.dataset {name!r} needs data.files.{missing[0]} (files: {list(_REQUIRED_FILES[name])}); "
+            f"set it in the YAML file or on the command line, e.g. `{example}`"
+        )
+    for key in needed:
+        if not os.path.isfile(files[key]):
+            raise FileNotFoundError(f"data.files.{key} does not exist: {files[key]}")
+    return files
+
+
+def _stride_kwargs(data: Mapping[str, Any], split: str) -> Dict[str, Any]:
+    stride = data["train_stride"] if split == "train" else data["test_stride"]
+    return {} if stride is None else {"stride": stride}
+
+
+def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBundle:
+    """Load the datasets named by ``config["data"]``.
+
+    Args:
+        config: a validated run configuration.
+        need_train: also build the training split (False for ``--eval-only``).
+
+    Returns:
+        A :class:`DataBundle`.
+
+    Raises:
+        ConfigError: a required file path is not configured.
+        FileNotFoundError: a configured file does not exist.
+    """
+    data = config["data"]
+    name = data["dataset"]
+    files = _files(config, need_train)
+    options = dict(data["options"])
+    n_frames = data["n_frames"]
+    train = None
+
+    if name == "synthetic_views":
+        from ..data.synthetic_views import SyntheticViewsDataset
+
+        # The data's own seed (cameras, noise, occluders) is data.options.seed (default 0), not the run's seed:
+        # runs with different seeds see the same data.
+        if need_train:
+            train = SyntheticViewsDataset("train", n_frames, **_stride_kwargs(data, "train"), **options)
+        test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), **options)
+    elif name == "h36m_motionbert":
+        from ..data import load_h36m_motionbert, read_h36m_motionbert
+
+        raw = read_h36m_motionbert(files["pickle"])  # read once, sliced twice
+        if need_train:
+            train = load_h36m_motionbert(raw, "train", n_frames=n_frames, **_stride_kwargs(data, "train"), **options)
+        test = load_h36m_motionbert(raw, "test", n_frames=n_frames, **_stride_kwargs(data, "test"), **options)
+    elif name == "videopose3d":
+        from ..data import load_videopose3d, read_videopose3d
+
+        positions_3d, positions_2d = read_videopose3d(files["positions_3d"], files["positions_2d"])
+        p3, p2 = {"positions_3d": positions_3d}, {"positions_2d": positions_2d}
+        if need_train:
+            train = load_videopose3d(p3, p2, "train", n_frames=n_frames, **_stride_kwargs(data, "train"), **options)
+        test = load_videopose3d(p3, p2, "test", n_frames=n_frames, **_stride_kwargs(data, "test"), **options)
+    elif name == "mpi_inf_3dhp":
+        from ..data import load_mpi_inf_3dhp
+
+        if need_train:
+            train = load_mpi_inf_3dhp(files["train"], "train", n_frames=n_frames, **_stride_kwargs(data, "train"),
+                                      **options)
+        test = load_mpi_inf_3dhp(files["test"], "test", n_frames=n_frames, **_stride_kwargs(data, "test"), **options)
+    else:  # validate() rejects other names; kept for direct callers
+        raise ConfigError(f"data.dataset must be one of {sorted(PROTOCOLS)}; got {name!r}")
+
+    if train is not None and len(train) == 0:
+        raise ValueError(f"the training split of {name!r} has no clip of {n_frames} frames")
+    if len(test) == 0:
+        raise ValueError(f"the evaluation split of {name!r} has no clip of {n_frames} frames")
+    skeleton = test.skeleton
+    if train is not None and train.skeleton != skeleton:
+        raise ValueError(f"train and test skeletons differ: {train.skeleton.name} vs {skeleton.name}")
+    return DataBundle(train=train, test=test, skeleton=skeleton, protocol=PROTOCOLS[name])

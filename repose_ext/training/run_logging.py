@@ -1,0 +1,168 @@
+"""What a run writes besides checkpoints: the per-epoch CSV log, TensorBoard scalars and the training-curve plots.
+
+TensorBoard and matplotlib are in ``requirements.txt``; when one of them is not importable the run goes on
+without that output and says so once.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+from typing import Any, Dict, List, Mapping, Optional
+
+
+class CsvLog:
+    """One CSV row per epoch; columns are fixed by the first row written (later keys must be a subset).
+
+    Args:
+        path: the CSV file.
+        resume_epoch: when resuming, rows with ``epoch`` greater than this are dropped first (they were written
+            after the checkpoint the run continues from); None starts a new file.
+    """
+
+    def __init__(self, path: str, resume_epoch: Optional[int] = None):
+        self.path = path
+        self.fields: Optional[List[str]] = None
+        if resume_epoch is not None and os.path.isfile(path):
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                self.fields = list(reader.fieldnames or [])
+                rows = [r for r in reader if int(r["epoch"]) <= resume_epoch]
+            self._write_all(rows)
+        elif os.path.exists(path):
+            os.remove(path)
+
+    def _write_all(self, rows: List[Dict[str, Any]]) -> None:
+        with open(self.path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append a row (missing keys are written empty)."""
+        if self.fields is None:
+            self.fields = list(row)
+            self._write_all([])
+        unknown = [k for k in row if k not in self.fields]
+        if unknown:
+            raise ValueError(f"row has columns {unknown} not in the log's header {self.fields}")
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=self.fields).writerow({k: _cell(row.get(k)) for k in self.fields})
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def read_csv(path: str) -> List[Dict[str, str]]:
+    """The rows of a CSV log as dicts of strings."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+class TensorBoardLog:
+    """Thin wrapper around ``torch.utils.tensorboard.SummaryWriter`` that does nothing when it is unavailable.
+
+    Args:
+        folder: event-file folder.
+        purge_step: on resume, events at or after this global step are discarded (they were not checkpointed).
+    """
+
+    def __init__(self, folder: str, purge_step: Optional[int] = None):
+        self.writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:  # tensorboard not installed
+            warnings.warn(f"TensorBoard logging skipped: {exc}. Install it with `pip install tensorboard`.",
+                          stacklevel=2)
+            return
+        self.writer = SummaryWriter(folder, purge_step=purge_step)
+
+    def scalars(self, values: Mapping[str, float], step: int, prefix: str = "") -> None:
+        """Write finite scalar values at ``step`` under ``prefix/``."""
+        if self.writer is None:
+            return
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(f"{prefix}{key}", value, step)
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _series(rows: List[Dict[str, str]], key: str):
+    xs, ys = [], []
+    for r in rows:
+        v = r.get(key, "")
+        if v not in ("", None):
+            xs.append(int(r["epoch"]))
+            ys.append(float(v))
+    return xs, ys
+
+
+def plot_curves(csv_path: str, png_path: str) -> Optional[str]:
+    """Plot the training loss terms and the evaluation metrics of a run's CSV log.
+
+    Args:
+        csv_path: the run's ``log.csv``.
+        png_path: where to write the figure.
+
+    Returns:
+        ``png_path``, or None when matplotlib is missing (a warning says so) or the log is empty.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        warnings.warn(f"plots skipped: {exc}. Install matplotlib with `pip install matplotlib`.", stacklevel=2)
+        return None
+    rows = read_csv(csv_path)
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    ax = axes[0]
+    for key in ("train_loss", "train_mpjpe", "train_n_mpjpe", "train_velocity", "train_spatial_rank",
+                "train_temporal_rank"):
+        xs, ys = _series(rows, key)
+        if xs and all(y > 0 for y in ys):
+            ax.plot(xs, ys, marker=".", label=key.replace("train_", ""))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_title("training loss terms (unweighted; loss = weighted sum)")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for key in ("eval_mpjpe", "eval_p_mpjpe", "eval_mpjpe_occluded", "eval_mpjpe_visible"):
+        xs, ys = _series(rows, key)
+        if xs:
+            ax.plot(xs, ys, marker="o", label=key.replace("eval_", ""))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mm")
+    ax.set_title("evaluation errors")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    for key in ("eval_doa_spatial", "eval_doa_temporal", "eval_pck", "eval_auc"):
+        xs, ys = _series(rows, key)
+        if xs:
+            scale = 0.01 if key in ("eval_pck", "eval_auc") else 1.0
+            ax.plot(xs, [y * scale for y in ys], marker="o", label=key.replace("eval_", "") +
+                    (" / 100" if scale != 1.0 else ""))
+    ax.set_xlabel("epoch")
+    ax.set_title("depth-order accuracy (fraction)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return png_path

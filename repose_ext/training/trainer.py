@@ -1,0 +1,500 @@
+"""The training loop: MotionBERT's recipe with the RePOSE rank terms, resumable bit for bit, on one or many processes.
+
+One epoch: every training clip once (shuffled by a sampler seeded with (seed, epoch)), flipped with probability
+``train.flip_p`` (2D input and 3D target together, with the dataset's left/right lists; the coin flips come from a
+generator seeded with (seed, epoch, rank)), AdamW step per batch, learning rate multiplied by ``train.lr_decay``
+after the epoch. Then rank 0 evaluates (flip test-time averaging), appends a row to ``log.csv``, writes TensorBoard
+scalars and the plots, and saves ``latest.pt`` and, when the selected metric improved, ``best.pt``.
+
+Which checkpoint is "best": by default the epoch with the lowest MPJPE **on the evaluation split** (what
+MotionBERT and RePOSE do; there is no separate validation split in their H36M protocol). Numbers of the best
+epoch are therefore optimistic; the table printed at the end is the **last** epoch's. Set
+``eval.select_best_on=loss`` to pick by training loss and leave the evaluation split out of model selection.
+
+Bit-exact resume: a checkpoint holds the model, AdamW and scheduler states, the AMP scaler, the epoch count, the
+best metric so far and every process's RNG states; data order and flips are functions of (seed, epoch, rank).
+Continuing from ``latest.pt`` of epoch k therefore gives the same weights as an uninterrupted run (on the same
+hardware, software and number of processes).
+
+No host synchronisation per step: the loss terms are summed on the device and read every ``train.log_every``
+steps (and at the end of the epoch).
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from ..data.clips import random_flip
+from ..models import build_model, load_checkpoint, load_model_weights, save_checkpoint
+from . import distributed as dist_utils
+from .config import to_yaml
+from .datasets import build_datasets
+from .evaluator import EvalResult, evaluate
+from .objective import PoseObjective
+from .reproducibility import capture_rng_state, derived_seed, restore_rng_state, seed_everything, weights_digest
+from .run_logging import CsvLog, TensorBoardLog, plot_curves
+
+LATEST = "latest.pt"
+BEST = "best.pt"
+BEST_SELECTION_NOTE = {
+    "mpjpe": "best.pt = lowest MPJPE on the evaluation split (MotionBERT/RePOSE practice; optimistic)",
+    "p_mpjpe": "best.pt = lowest P-MPJPE on the evaluation split (optimistic)",
+    "loss": "best.pt = lowest training loss (the evaluation split is not used for selection)",
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA if available else CPU; "cuda" without a GPU is an error that says so."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but torch.cuda.is_available() is False; use device=cpu or auto")
+    return torch.device(name)
+
+
+def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
+    """Autocast dtype: "auto" = bf16 on GPUs that support it, else fp16, and no autocast on CPU; "off" = None."""
+    if amp == "off":
+        return None
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def prepare_target(target: torch.Tensor, rootrel: bool, root: int) -> torch.Tensor:
+    """MotionBERT's training-time target preprocessing.
+
+    Args:
+        target: 3D clips (normalised x, y, z).
+        rootrel: True: subtract the root joint from every joint (x, y and z). False: subtract the first frame's
+            root depth from z only (a no-op for 2.5D data whose root depth is 0).
+        root: root joint index.
+
+    Returns:
+        A new tensor.
+
+    Shape:
+        target: (B, T, J, 3). Returns (B, T, J, 3).
+    """
+    if rootrel:
+        return target - target[:, :, root:root + 1]
+    out = target.clone()
+    out[..., 2] = target[..., 2] - target[:, :1, root:root + 1, 2]
+    return out
+
+
+def _model_config(config: Mapping[str, Any]):
+    model = config["model"]
+    return model if isinstance(model, str) else dict(model)
+
+
+def _check_clip_length(model: torch.nn.Module, n_frames: int) -> None:
+    maxlen = getattr(model, "maxlen", None)
+    if maxlen is not None and n_frames > maxlen:
+        raise ValueError(
+            f"data.n_frames={n_frames} is longer than the model's maxlen={maxlen}; set model.maxlen >= {n_frames}"
+        )
+
+
+def find_latest_run(output_dir: str, name: str) -> str:
+    """The most recently modified ``latest.pt`` of the runs named ``name`` under ``output_dir``."""
+    candidates = glob.glob(os.path.join(output_dir, f"{name}-*", LATEST))
+    if not candidates:
+        raise FileNotFoundError(
+            f"--resume without a path looks for {output_dir}/{name}-*/{LATEST}; none found. "
+            f"Pass the checkpoint or run folder: --resume runs/<run>/{LATEST}"
+        )
+    return max(candidates, key=os.path.getmtime)
+
+
+def _finite(x: float) -> Optional[float]:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+class Trainer:
+    """Trains a lifter as described in the module docstring.
+
+    Args:
+        config: a validated configuration (:func:`repose_ext.training.config.load_config`).
+        run_dir: output folder; default ``<output_dir>/<name>-<timestamp>`` (chosen by rank 0).
+        resume: checkpoint to continue from (its run folder is reused unless ``run_dir`` is given).
+        progress: show tqdm progress bars (rank 0 only).
+        log: where messages go (default ``sys.stdout``); rank 0 only.
+    """
+
+    def __init__(self, config: Mapping[str, Any], run_dir: Optional[str] = None, resume: Optional[str] = None,
+                 progress: bool = True, log=None):
+        self.config = dict(config)
+        self.device = resolve_device(config["device"])
+        self.dist = dist_utils.init_distributed(self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.progress = progress and self.dist.is_main
+        self._out = log or sys.stdout
+        self.amp_dtype = resolve_amp(config["train"]["amp"], self.device)
+        seed = config["seed"]
+
+        self.resume_state = load_checkpoint(resume) if resume else None
+        # Model initialisation is the same on every rank (DDP also broadcasts rank 0's weights).
+        seed_everything(seed)
+        self.data = build_datasets(config, need_train=True)  # before any output: bad paths fail early
+        self.skeleton = self.data.skeleton
+
+        if run_dir is None and resume:
+            run_dir = os.path.dirname(os.path.abspath(resume))
+        if run_dir is None:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            run_dir = base = os.path.join(config["output_dir"], f"{config['name']}-{stamp}")
+            suffix = 1
+            while os.path.exists(run_dir):  # two runs started in the same second
+                suffix += 1
+                run_dir = f"{base}-{suffix}"
+        self.run_dir = dist_utils.broadcast_object(os.path.abspath(run_dir), self.dist)
+        if self.dist.is_main:
+            os.makedirs(self.run_dir, exist_ok=True)
+        self.model = build_model(_model_config(config)).to(self.device)
+        _check_clip_length(self.model, config["data"]["n_frames"])
+        t = config["train"]
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=t["lr_decay"])
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.objective = PoseObjective.from_config(config["loss"], self.device)
+        # The training stream of random numbers (dropout, drop-path) differs per rank.
+        seed_everything(derived_seed(seed, self.dist.rank, 1))
+
+        self.epoch = 0  # completed epochs
+        self.global_step = 0
+        self.best: Dict[str, Any] = {"value": None, "epoch": None, "metric": config["eval"]["select_best_on"]}
+        if self.resume_state is not None:
+            self._restore(self.resume_state)
+
+        self.sampler = DistributedSampler(self.data.train, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                          shuffle=True, seed=seed, drop_last=False)
+        workers = config["data"]["num_workers"]
+        self.train_loader = DataLoader(self.data.train, batch_size=t["batch_size"], sampler=self.sampler,
+                                       num_workers=workers, pin_memory=self.device.type == "cuda",
+                                       generator=torch.Generator().manual_seed(seed), drop_last=False,
+                                       persistent_workers=workers > 0)
+        self.eval_loader = DataLoader(self.data.test, batch_size=config["eval"]["batch_size"], shuffle=False,
+                                      num_workers=workers, pin_memory=self.device.type == "cuda",
+                                      generator=torch.Generator().manual_seed(seed))
+        self.ddp_model = self.model
+        if self.dist.distributed:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
+
+        if self.dist.is_main:
+            self.csv = CsvLog(os.path.join(self.run_dir, "log.csv"),
+                              resume_epoch=self.epoch if self.resume_state is not None else None)
+            self.tb = TensorBoardLog(os.path.join(self.run_dir, "tb"),
+                                     purge_step=self.global_step if self.resume_state is not None else None)
+            with open(os.path.join(self.run_dir, "config.yaml"), "w", encoding="utf-8") as f:
+                f.write(to_yaml(self.config))
+
+    # ------------------------------------------------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        """Print a message on rank 0 (without breaking tqdm bars)."""
+        if not self.dist.is_main:
+            return
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=self._out)
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        load_model_weights(self.model, state)
+        if "optimizer" not in state or "epoch" not in state:
+            raise ValueError("the checkpoint to resume from has no optimizer state / epoch (was it written by "
+                             "this trainer? use --eval-only to evaluate released weights)")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state.get("global_step", 0))
+        self.best = dict(state.get("best", self.best))
+        rng = state.get("rng_states")
+        if rng is not None and len(rng) == self.dist.world_size:
+            restore_rng_state(rng[self.dist.rank])
+        elif rng is not None:
+            self.say(f"note: checkpoint was written by {len(rng)} process(es), this run has "
+                     f"{self.dist.world_size}: RNG states re-seeded, the continuation is not bit-exact")
+
+    def _checkpoint_payload(self) -> Dict[str, Any]:
+        return {
+            "rng_states": dist_utils.all_gather_object(capture_rng_state(), self.dist),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "global_step": self.global_step,
+            "best": dict(self.best),
+            "best_selection": BEST_SELECTION_NOTE[self.config["eval"]["select_best_on"]],
+            "world_size": self.dist.world_size,
+        }
+
+    def _save(self, name: str, metrics: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+        save_checkpoint(os.path.join(self.run_dir, name), self.model, optimizer=self.optimizer,
+                        scheduler=self.scheduler, epoch=self.epoch, config=self.config, metrics=dict(metrics),
+                        extra=dict(extra))
+
+    # ------------------------------------------------------------------------------------------------------------
+    def train_epoch(self) -> Dict[str, float]:
+        """One pass over the training clips. Returns the mean of each loss term (and "loss") over the epoch."""
+        from tqdm.auto import tqdm
+
+        config = self.config
+        t = config["train"]
+        self.ddp_model.train()
+        self.sampler.set_epoch(self.epoch)
+        # Worker seeds come from the loader's generator: make them a function of the epoch too.
+        self.train_loader.generator.manual_seed(derived_seed(config["seed"], self.epoch, self.dist.rank, 3))
+        flip_gen = torch.Generator().manual_seed(derived_seed(config["seed"], self.epoch, self.dist.rank, 2))
+        left, right, root = self.skeleton.left, self.skeleton.right, self.skeleton.root
+        terms = ["loss"] + self.objective.terms
+        sums = torch.zeros(len(terms), dtype=torch.float64, device=self.device)
+        window = torch.zeros_like(sums)
+        window_steps = 0
+        steps = 0
+        limit = t["max_steps_per_epoch"]
+        total = len(self.train_loader) if limit is None else min(limit, len(self.train_loader))
+        bar = tqdm(total=total, desc=f"epoch {self.epoch + 1}/{t['epochs']}", leave=False,
+                   disable=not self.progress, dynamic_ncols=True, file=self._out)
+        for batch in self.train_loader:
+            if limit is not None and steps >= limit:
+                break
+            inputs = batch["input"].to(self.device, non_blocking=True)
+            target = prepare_target(batch["target"].to(self.device, non_blocking=True),
+                                    config["data"]["rootrel"], root)
+            if t["flip_augment"]:
+                inputs, target, _ = random_flip(inputs, target, left, right, p=t["flip_p"], generator=flip_gen)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                pred = self.ddp_model(inputs)
+            loss, parts = self.objective(pred, target)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if t["grad_clip"] is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t["grad_clip"])
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+
+            values = torch.stack([loss.detach()] + [parts[k] for k in terms[1:]]).double()
+            sums += values
+            window += values
+            window_steps += 1
+            steps += 1
+            self.global_step += 1
+            bar.update(1)
+            if self.global_step % t["log_every"] == 0:
+                means = (window / window_steps).tolist()  # the only host sync, every log_every steps
+                if not math.isfinite(means[0]):
+                    raise FloatingPointError(f"training loss is {means[0]} at step {self.global_step} "
+                                             f"(epoch {self.epoch + 1}); lower train.lr or set train.grad_clip")
+                if self.dist.is_main:
+                    bar.set_postfix(loss=f"{means[0]:.4f}")
+                    self.tb.scalars(dict(zip(terms, means)), self.global_step, prefix="train_step/")
+                    self.tb.scalars({"lr": self.optimizer.param_groups[0]["lr"]}, self.global_step, prefix="train_step/")
+                window.zero_()
+                window_steps = 0
+        bar.close()
+        counts = torch.tensor([float(steps)], dtype=torch.float64, device=self.device)
+        dist_utils.all_reduce_sum(sums, self.dist)
+        dist_utils.all_reduce_sum(counts, self.dist)
+        means = (sums / counts.clamp_min(1)).tolist()
+        if not math.isfinite(means[0]):
+            raise FloatingPointError(f"training loss is {means[0]} in epoch {self.epoch + 1}; lower train.lr or "
+                                     f"set train.grad_clip")
+        return dict(zip(terms, means))
+
+    def evaluate(self, description: str = "eval") -> EvalResult:
+        """Evaluate the current weights on the evaluation split (call on rank 0)."""
+        e = self.config["eval"]
+        return evaluate(self.model, self.eval_loader, self.skeleton, self.data.protocol, flip=e["flip_test"],
+                        rootrel=self.config["data"]["rootrel"], device=self.device, autocast_dtype=self.amp_dtype,
+                        depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
+                        progress=self.progress, description=description)
+
+    def _improved(self, value: Optional[float]) -> bool:
+        return value is not None and (self.best["value"] is None or value < self.best["value"])
+
+    def fit(self) -> Dict[str, Any]:
+        """Train to ``train.epochs`` (from the resumed epoch), evaluate, and write the run's outputs.
+
+        Returns:
+            Summary dict (also written to ``summary.json``): run folder, final metrics, best epoch, wall time,
+            weight digests of every rank.
+        """
+        config = self.config
+        t, e = config["train"], config["eval"]
+        start = time.time()
+        self.say(f"run folder: {self.run_dir}")
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.say(f"data: {config['data']['dataset']} ({len(self.data.train)} training clips, {len(self.data.test)} "
+                 f"evaluation clips of {config['data']['n_frames']} frames); model: {n_params / 1e6:.2f} M parameters; "
+                 f"device: {self.device}{' x ' + str(self.dist.world_size) + ' processes' if self.dist.distributed else ''}; "
+                 f"loss terms: {self.objective.weights}"
+                 + (f", rank backend {self.objective.backend!r}" if self.objective.backend else ""))
+        if self.epoch:
+            self.say(f"resuming after epoch {self.epoch} (step {self.global_step})")
+        self.say(BEST_SELECTION_NOTE[e["select_best_on"]])
+        last_result: Optional[EvalResult] = None
+        last_eval_epoch = None
+        while self.epoch < t["epochs"]:
+            epoch_start = time.time()
+            train_stats = self.train_epoch()
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.scheduler.step()
+            self.epoch += 1
+            final_epoch = self.epoch == t["epochs"]
+            do_eval = (e["every"] > 0 and self.epoch % e["every"] == 0) or final_epoch
+            result = None
+            if do_eval and self.dist.is_main:
+                result = self.evaluate(description=f"eval epoch {self.epoch}")
+                last_result, last_eval_epoch = result, self.epoch
+            if self.dist.is_main:
+                self._end_of_epoch(train_stats, result, lr, time.time() - epoch_start)
+            else:
+                dist_utils.all_gather_object(capture_rng_state(), self.dist)  # matches rank 0's checkpoint gather
+            dist_utils.barrier(self.dist)
+
+        if self.dist.is_main and last_result is None:  # epochs == 0, or resumed at the end: evaluate once
+            last_result, last_eval_epoch = self.evaluate(description="eval"), self.epoch
+        digests = dist_utils.all_gather_object(weights_digest(self.model), self.dist)
+        summary: Dict[str, Any] = {}
+        if self.dist.is_main:
+            summary = self._finish(last_result, last_eval_epoch, digests, time.time() - start)
+            self.tb.close()
+        dist_utils.barrier(self.dist)
+        return summary
+
+    def _end_of_epoch(self, train_stats: Mapping[str, float], result: Optional[EvalResult], lr: float,
+                      seconds: float) -> None:
+        e = self.config["eval"]
+        row: Dict[str, Any] = {"epoch": self.epoch, "step": self.global_step, "lr": lr, "seconds": round(seconds, 2)}
+        row.update({f"train_{k}": v for k, v in train_stats.items()})
+        metrics = {}
+        if result is not None:
+            metrics = {k: v for k, v in result.summary.items() if k != "frames"}
+        for key in ("mpjpe", "p_mpjpe", "mpjpe_occluded", "mpjpe_visible", "pck", "auc", "doa_spatial",
+                    "doa_temporal"):
+            row[f"eval_{key}"] = metrics.get(key)
+        self.csv.append(row)
+        self.tb.scalars(train_stats, self.epoch, prefix="train/")
+        self.tb.scalars({"lr": lr, "epoch_seconds": seconds}, self.epoch, prefix="train/")
+        if metrics:
+            self.tb.scalars(metrics, self.epoch, prefix="eval/")
+        self.tb.flush()
+
+        if e["select_best_on"] == "loss":
+            selected = _finite(float(train_stats["loss"]))
+        else:
+            selected = _finite(float(metrics.get(e["select_best_on"], float("nan"))))
+        improved = self._improved(selected)
+        if improved:
+            self.best.update(value=selected, epoch=self.epoch)
+        all_metrics = {"train": dict(train_stats), "eval": result.as_dict() if result is not None else None}
+        extra = self._checkpoint_payload()
+        self._save(LATEST, all_metrics, extra)
+        if improved:
+            self._save(BEST, all_metrics, extra)
+        every = self.config["train"]["checkpoint_every"]
+        if every and self.epoch % every == 0:
+            self._save(f"epoch_{self.epoch:04d}.pt", all_metrics, extra)
+        plot_curves(os.path.join(self.run_dir, "log.csv"), os.path.join(self.run_dir, "curves.png"))
+        message = f"epoch {self.epoch}: loss {train_stats['loss']:.4f}, lr {lr:.3g}, {seconds:.1f} s"
+        if metrics:
+            message += f"; eval MPJPE {metrics.get('mpjpe', float('nan')):.2f} mm, P-MPJPE " \
+                       f"{metrics.get('p_mpjpe', float('nan')):.2f} mm"
+        if improved:
+            message += f" (best {self.best['metric']})"
+        self.say(message)
+
+    def _finish(self, result: EvalResult, eval_epoch: int, digests, seconds: float) -> Dict[str, Any]:
+        table = result.table()
+        header = (f"Evaluation of the final model (epoch {eval_epoch}) on the held-out split "
+                  f"({result.num_clips} clips, flip test {'on' if self.config['eval']['flip_test'] else 'off'}):")
+        self.say("")
+        self.say(header)
+        self.say(table)
+        if self.best["epoch"] is not None:
+            self.say(f"best epoch by {self.best['metric']}: {self.best['epoch']} ({self.best['value']:.4f}); "
+                     f"{BEST_SELECTION_NOTE[self.best['metric']]}")
+        with open(os.path.join(self.run_dir, "eval_final.txt"), "w", encoding="utf-8") as f:
+            f.write(header + "\n" + table + "\n")
+        summary = {
+            "run_dir": self.run_dir,
+            "epochs": self.epoch,
+            "global_step": self.global_step,
+            "final_eval_epoch": eval_epoch,
+            "final": result.as_dict(),
+            "best": dict(self.best),
+            "best_selection": BEST_SELECTION_NOTE[self.best["metric"]],
+            "wall_seconds": round(seconds, 1),
+            "world_size": self.dist.world_size,
+            "weights_digest_by_rank": list(digests),
+        }
+        with open(os.path.join(self.run_dir, "summary.json"), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
+        self.say(f"run folder: {self.run_dir} (checkpoints {LATEST}, {BEST}; log.csv, curves.png, tb/, "
+                 f"summary.json); {seconds:.0f} s")
+        return summary
+
+    def close(self) -> None:
+        """Leave the process group."""
+        dist_utils.cleanup(self.dist)
+
+
+def train(config: Mapping[str, Any], run_dir: Optional[str] = None, resume: Optional[str] = None,
+          progress: bool = True) -> Dict[str, Any]:
+    """Build a :class:`Trainer`, run :meth:`Trainer.fit` and clean up. Returns the summary."""
+    trainer = Trainer(config, run_dir=run_dir, resume=resume, progress=progress)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
+
+
+def evaluate_checkpoint(config: Mapping[str, Any], checkpoint: str, progress: bool = True,
+                        log=None) -> EvalResult:
+    """Evaluate weights from a checkpoint (ours, or the released RePOSE/MotionBERT ``{"model_pos": ...}`` with
+    ``module.`` prefixes) on the evaluation split of ``config`` and print the table.
+
+    Args:
+        config: configuration giving the data and the model architecture.
+        checkpoint: checkpoint file.
+        progress: progress bar.
+        log: output stream (default stdout).
+
+    Returns:
+        The :class:`EvalResult`.
+    """
+    out = log or sys.stdout
+    device = resolve_device(config["device"])
+    seed_everything(config["seed"])
+    data = build_datasets(config, need_train=False)
+    model = build_model(_model_config(config))
+    load_model_weights(model, checkpoint)
+    model.to(device)
+    _check_clip_length(model, config["data"]["n_frames"])
+    loader = DataLoader(data.test, batch_size=config["eval"]["batch_size"], shuffle=False,
+                        num_workers=config["data"]["num_workers"])
+    e = config["eval"]
+    result = evaluate(model, loader, data.skeleton, data.protocol, flip=e["flip_test"],
+                      rootrel=config["data"]["rootrel"], device=device,
+                      autocast_dtype=resolve_amp(config["train"]["amp"], device),
+                      depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
+                      progress=progress)
+    print(f"Evaluation of {checkpoint} on {config['data']['dataset']} ({result.num_clips} clips, flip test "
+          f"{'on' if e['flip_test'] else 'off'}):", file=out)
+    print(result.table(), file=out)
+    return result

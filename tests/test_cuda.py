@@ -1,0 +1,188 @@
+"""The GPU backends ("cuda": CUDA C++, "triton") vs the reference, on a CUDA GPU.
+
+Run with ``pytest -m cuda`` (scripts/gpu_check.sh does); skipped without a GPU. On a GPU
+machine a backend that is not available is a failure, with the fix in the message.
+"""
+
+import pytest
+import torch
+
+import repose_ext
+from repose_ext import backends
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+BACKENDS = ["cuda", "triton"]
+TOL = {  # (rtol, atol) against the float64 reference, per input dtype
+    torch.float64: (1e-10, 1e-12),
+    torch.float32: (1e-5, 1e-6),
+    torch.float16: (2e-3, 1e-4),
+    torch.bfloat16: (1.6e-2, 1e-3),
+}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    be = backends._REGISTRY.get(request.param)
+    if be is None or not be.available:
+        pytest.fail(f"backend {request.param!r} is not available on this GPU machine: {be.fix if be else 'not registered'}")
+    return request.param
+
+
+def _loss(term, pred, gt, weight=None, margin=0.0, window=None, reduction="mean", backend="auto"):
+    if term == "spatial":
+        return repose_ext.spatial_depth_rank_loss(pred, gt, weight, margin=margin, reduction=reduction, backend=backend)
+    return repose_ext.temporal_depth_rank_loss(
+        pred, gt, weight, margin=margin, window=window, reduction=reduction, backend=backend
+    )
+
+
+def _inputs(b, t, j, dtype, weighted, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    pred = torch.randn(b, t, j, 3, generator=gen).to("cuda", dtype).requires_grad_(True)
+    gt = torch.randn(b, t, j, 3, generator=gen).to("cuda", dtype)
+    weight = torch.rand(b, t, j, generator=gen).to("cuda", dtype) if weighted else None
+    return pred, gt, weight
+
+
+# (B, T, J, weighted, margin, window): the paper's shape, odd sizes, T = 1, J = 2, long series.
+SHAPES = [
+    (2, 243, 17, False, 0.0, None),
+    (3, 31, 5, True, 0.1, 4),
+    (2, 1, 17, True, 0.0, None),
+    (1, 7, 2, False, 0.2, 1),
+    (1, 300, 3, True, 0.05, 64),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "active"])
+@pytest.mark.parametrize("term", ["spatial", "temporal"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:3])))
+def test_matches_reference(backend, shape, term, reduction, dtype):
+    b, t, j, weighted, margin, window = shape
+    pred, gt, weight = _inputs(b, t, j, dtype, weighted)
+    loss = _loss(term, pred, gt, weight, margin, window, reduction, backend)
+    (grad,) = torch.autograd.grad(loss.sum() * 2.5, pred)  # grad_output != 1
+
+    pred64 = pred.detach().double().requires_grad_(True)
+    w64 = None if weight is None else weight.double()
+    expected = _loss(term, pred64, gt.double(), w64, margin, window, reduction, "reference")
+    (expected_grad,) = torch.autograd.grad(expected.sum() * 2.5, pred64)
+
+    assert loss.dtype == dtype and grad.dtype == dtype and loss.shape == expected.shape
+    rtol, atol = TOL[dtype]
+    # Rounded to the output dtype first: a float16 "sum" can overflow to inf, as it should.
+    torch.testing.assert_close(loss.double(), expected.to(dtype).double(), rtol=rtol, atol=atol)
+    torch.testing.assert_close(grad.double(), expected_grad.to(dtype).double(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_small_integers_match_exactly(backend, dtype):
+    """Integer depths with many ties: every sum is exact, so the tie rule must match bit for bit."""
+    gen = torch.Generator().manual_seed(1)
+    pred = torch.randint(-3, 4, (2, 64, 17, 3), generator=gen).to("cuda", dtype).requires_grad_(True)
+    gt = torch.randint(-3, 4, (2, 64, 17, 3), generator=gen).to("cuda", dtype)
+    for term in ("spatial", "temporal"):
+        loss = _loss(term, pred, gt, reduction="sum", backend=backend)
+        (grad,) = torch.autograd.grad(loss, pred)
+        expected = _loss(term, pred, gt, reduction="sum", backend="reference")
+        (expected_grad,) = torch.autograd.grad(expected, pred)
+        assert torch.equal(loss, expected), term
+        assert torch.equal(grad, expected_grad), term
+
+
+def test_long_series_match_cpu_backend(backend):
+    """T = 2048 frames: many row blocks and column tiles, against the (reference-tested) CPU op in float64."""
+    pred, gt, weight = _inputs(1, 2048, 17, torch.float32, weighted=True, seed=3)
+    for window in (None, 50):
+        loss = _loss("temporal", pred, gt, weight, 0.05, window, "mean", backend)
+        (grad,) = torch.autograd.grad(loss, pred)
+        pred_cpu = pred.detach().cpu().double().requires_grad_(True)
+        expected = _loss("temporal", pred_cpu, gt.cpu().double(), weight.cpu().double(), 0.05, window, "mean", "cpu")
+        (expected_grad,) = torch.autograd.grad(expected, pred_cpu)
+        torch.testing.assert_close(loss.cpu().double(), expected, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(grad.cpu().double(), expected_grad, rtol=1e-5, atol=1e-9)
+
+
+def test_deterministic(backend):
+    """Twenty runs give bit-identical losses and gradients (no float atomics)."""
+    pred, gt, weight = _inputs(8, 243, 17, torch.float32, weighted=True)
+
+    def run():
+        loss = _loss("spatial", pred, gt, weight, 0.1, backend=backend) + _loss(
+            "temporal", pred, gt, weight, 0.1, 30, backend=backend
+        )
+        (grad,) = torch.autograd.grad(loss, pred)
+        return loss, grad
+
+    first_loss, first_grad = run()
+    for _ in range(19):
+        loss, grad = run()
+        assert torch.equal(loss, first_loss)
+        assert torch.equal(grad, first_grad)
+
+
+def test_compile_fullgraph(backend):
+    torch._dynamo.reset()
+    pred, gt, weight = _inputs(4, 81, 17, torch.float32, weighted=True)
+    module = repose_ext.DepthRankLoss(1.0, 0.5, margin=0.05, window=20, backend=backend).cuda()
+    compiled = torch.compile(module, fullgraph=True)
+    got = compiled(pred, gt, weight)
+    (got_grad,) = torch.autograd.grad(got, pred)
+    expected = module(pred, gt, weight)
+    (expected_grad,) = torch.autograd.grad(expected, pred)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got_grad, expected_grad)
+
+
+def test_opcheck(backend):
+    op = backends._REGISTRY[backend].op.default
+    gen = torch.Generator().manual_seed(2)
+    p = torch.randn(6, 19, generator=gen, dtype=torch.float64).cuda()
+    g = torch.randn(6, 19, generator=gen, dtype=torch.float64).cuda()
+    w = torch.rand(6, 19, generator=gen, dtype=torch.float64).cuda()
+    torch.library.opcheck(op, (p.requires_grad_(True), g, w, 0.1, 3, True, True))
+    torch.library.opcheck(op, (p.detach(), g, None, 0.0, -1, False, False))
+
+
+def test_no_grad_matches(backend):
+    pred, gt, weight = _inputs(2, 50, 17, torch.float32, weighted=True)
+    with torch.no_grad():
+        loss = _loss("temporal", pred, gt, weight, 0.1, 5, "active", backend)
+    expected = _loss("temporal", pred, gt, weight, 0.1, 5, "active", backend)
+    torch.testing.assert_close(loss, expected.detach())
+
+
+def test_extra_memory_is_linear(backend):
+    """Peak extra memory of forward+backward at (32, 243, 17) is O(B*T*J), far below O(pairs)."""
+    b, t, j = 32, 243, 17
+    pred, gt, _ = _inputs(b, t, j, torch.float32, weighted=False)
+    _loss("spatial", pred, gt, backend=backend).backward()  # warm-up (Triton compiles here)
+    pred.grad = None
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    (_loss("spatial", pred, gt, backend=backend) + _loss("temporal", pred, gt, backend=backend)).backward()
+    torch.cuda.synchronize()
+    extra = torch.cuda.max_memory_allocated() - base
+    elements = b * t * j
+    pairs = b * t * j * (j + t)
+    assert extra <= 48 * 4 * elements, f"extra peak {extra} bytes for {elements} elements ({pairs} pairs)"
+
+
+def test_auto_picks_a_fused_backend():
+    assert backends.resolve_backend("auto", torch.device("cuda")).name in ("cuda", "triton")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_second_device(backend):
+    pred = torch.randn(2, 40, 17, 3, device="cuda:1", requires_grad=True)
+    gt = torch.randn(2, 40, 17, 3, device="cuda:1")
+    loss = _loss("temporal", pred, gt, backend=backend)
+    loss.backward()
+    expected = _loss("temporal", pred.detach().cpu(), gt.cpu(), backend="reference")
+    torch.testing.assert_close(loss.cpu(), expected, rtol=1e-5, atol=1e-7)

@@ -1,0 +1,282 @@
+"""The GPU code compiles for sm_90 (H100/H200) on a machine without a GPU.
+
+* Every csrc/cuda/*.cu compiles with ``nvcc -std=c++17 -O3 -arch=sm_90 -c`` (they are
+  torch-free), and every csrc/cuda/*.cpp (the torch binding) with the torch headers plus
+  tests/cuda_stub (a stand-in for the generated ``c10/cuda/impl/cuda_cmake_macros.h`` that
+  CPU builds of torch lack). Linking needs a CUDA torch and is left to the GPU check
+  (scripts/gpu_check.sh).
+* The Triton kernels compile to a cubin for sm_90 with the block sizes the launcher picks
+  for the benchmark shapes, in a subprocess without TRITON_INTERPRET (under the interpreter
+  ``@triton.jit`` returns functions that cannot be compiled).
+* The CUDA kernels run on the CPU, one std::thread per CUDA thread (tests/cuda_emulation),
+  and match repose_ext.reference: this checks their logic (tiling, row ranges, windows,
+  reductions) where no GPU runs them. It needs g++ with C++20 and the CUDA headers.
+* torch.compile's analysis of user Triton kernels (which arguments a kernel writes; it
+  clones those) finds exactly the outputs of each kernel. It asks the active Triton driver
+  for the target, so the subprocess stands in an sm_90 target for the missing GPU.
+
+Skipped, with the reason, only when nvcc or Triton is missing.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUB = os.path.join(ROOT, "tests", "cuda_stub")
+CU_FILES = sorted(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")))
+BINDING_FILES = sorted(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cpp")))
+NVCC_FLAGS = ["-std=c++17", "-O3", "-arch=sm_90", "-c"]
+
+
+def _nvcc():
+    found = shutil.which("nvcc")
+    if found is None and os.path.exists("/usr/local/cuda/bin/nvcc"):
+        found = "/usr/local/cuda/bin/nvcc"
+    return found
+
+
+NVCC = _nvcc()
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found (install the CUDA toolkit to check the .cu files)")
+
+
+def _compile(args, tmp_path):
+    out = tmp_path / "out.o"
+    result = subprocess.run([NVCC, *NVCC_FLAGS, *args, "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, f"nvcc failed:\n{result.stderr[-4000:]}"
+    assert out.stat().st_size > 0
+
+
+def test_cuda_sources_exist():
+    assert [os.path.basename(f) for f in CU_FILES] == ["rank_hinge_kernel.cu"]
+    assert [os.path.basename(f) for f in BINDING_FILES] == ["rank_hinge_cuda.cpp"]
+
+
+@needs_nvcc
+@pytest.mark.parametrize("path", CU_FILES, ids=os.path.basename)
+def test_cu_compiles_for_sm90(path, tmp_path):
+    _compile([path], tmp_path)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("path", BINDING_FILES, ids=os.path.basename)
+def test_binding_compiles_against_torch_headers(path, tmp_path):
+    from torch.utils.cpp_extension import include_paths
+
+    includes = [f"-I{p}" for p in include_paths()] + [f"-I{STUB}"]
+    # -w: torch's headers warn about C++20 extensions under -std=c++17.
+    _compile([path, *includes, "-w"], tmp_path)
+
+
+_TRITON_COMPILE = textwrap.dedent(
+    """
+    import itertools, sys
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from repose_ext import _triton
+    from repose_ext.kernels import rank_hinge as k
+
+    target = GPUTarget("cuda", 90, 32)
+    kernels = {"short": k._rank_hinge_short_kernel, "rows": k._rank_hinge_rows_kernel, "reduce": k._sum_partials_kernel}
+    scalars = {"S": "i32", "N": "i32", "KB": "i32", "window": "i32",
+               "margin_hi": "fp32", "margin_lo": "fp32", "margin_lo2": "fp32"}
+    # Series lengths of the benchmark shapes: J = 17 joints, T = 243 and 4096 frames.
+    shapes = [(32 * 243, 17), (32 * 17, 243), (17, 4096)]
+    done = set()
+    for (s, n), dtype, on in itertools.product(shapes, ("fp32", "fp64"), (True, False)):
+        for name, (grid, blocks, warps) in _triton.plan_launch(s, n).items():
+            fn = kernels[name]
+            consts = dict(blocks)
+            if name != "reduce":
+                consts.update(HAS_WEIGHT=on, NEED_GRAD=on, NEED_ACTIVE=on)
+            key = (name, dtype, tuple(sorted(consts.items())), warps)
+            if key in done:
+                continue
+            done.add(key)
+            sig = {a: "constexpr" if a in consts else scalars.get(a, "*" + dtype) for a in fn.arg_names}
+            out = triton.compile(ASTSource(fn, sig, constexprs=consts), target=target, options={"num_warps": warps})
+            cubin = out.asm["cubin"]
+            assert cubin[:4] == b"\\x7fELF", name
+            print(name, dtype, consts, len(cubin))
+    print("compiled", len(done))
+    """
+)
+
+
+def test_triton_kernels_compile_to_sm90_cubin():
+    pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run(
+        [sys.executable, "-c", _TRITON_COMPILE], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
+    assert result.returncode == 0, f"Triton compile failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert "compiled" in result.stdout
+
+
+_TRITON_WRITES = textwrap.dedent(
+    """
+    import torch
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime import driver
+
+    class _Sm90:  # no GPU here: only the target is asked for
+        def get_current_target(self):
+            return GPUTarget("cuda", 90, 32)
+
+    driver.set_active(_Sm90())
+    from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors
+    from repose_ext.kernels import rank_hinge as k
+
+    def writes(kernel, **kwargs):
+        accesses = identify_accessed_tensors(kernel, kwargs, {})
+        return sorted(dep.name for dep in accesses.read_writes.writes)
+
+    s, n, kb = 8, 100, 2
+    p, g, w = torch.randn(s, n), torch.randn(s, n), torch.rand(s, n)
+    stats, grad, partial, dummy = torch.empty(s, 2), torch.empty(s, n), torch.empty(s, kb, 2), torch.empty(1)
+    margin = dict(margin_hi=0.1, margin_lo=0.0, margin_lo2=0.0)
+    for need_grad in (True, False):
+        flags = dict(HAS_WEIGHT=True, NEED_GRAD=need_grad, NEED_ACTIVE=True)
+        g_out = grad if need_grad else dummy
+        got = writes(k._rank_hinge_short_kernel, pred_ptr=p[:, :17].contiguous(), gt_ptr=g[:, :17].contiguous(), weight_ptr=w[:, :17].contiguous(),
+                     stats_ptr=stats, grad_ptr=g_out, S=s, N=17, window=17, **margin, **flags, BLOCK_S=2, BLOCK_N=32)
+        assert got == (["grad_ptr", "stats_ptr"] if need_grad else ["stats_ptr"]), got
+        got = writes(k._rank_hinge_rows_kernel, pred_ptr=p, gt_ptr=g, weight_ptr=w, grad_ptr=g_out,
+                     partial_ptr=partial, N=n, KB=kb, window=n, **margin, **flags, BLOCK_K=64, BLOCK_L=32)
+        assert got == (["grad_ptr", "partial_ptr"] if need_grad else ["partial_ptr"]), got
+    got = writes(k._sum_partials_kernel, partial_ptr=partial, stats_ptr=stats, S=s, KB=kb, BLOCK_S=8, BLOCK_B=2)
+    assert got == ["stats_ptr"], got
+    print("writes ok")
+    """
+)
+
+
+def test_torch_compile_sees_what_each_triton_kernel_writes():
+    pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run(
+        [sys.executable, "-c", _TRITON_WRITES], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
+    assert result.returncode == 0, f"mutation analysis check failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert "writes ok" in result.stdout
+
+
+def _cuda_include():
+    for candidate in ([os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(NVCC))), "include")] if NVCC else []) + [
+        "/usr/local/cuda/include"
+    ]:
+        if os.path.exists(os.path.join(candidate, "cuda_runtime_api.h")):
+            return candidate
+    return None
+
+
+CUDA_INCLUDE = _cuda_include()
+GXX = shutil.which("g++")
+EMULATION = os.path.join(ROOT, "tests", "cuda_emulation")
+
+
+@pytest.fixture(scope="module")
+def emulated_cuda(tmp_path_factory):
+    """Path of the CPU-emulation binary of csrc/cuda/rank_hinge_kernel.cu."""
+    if GXX is None or CUDA_INCLUDE is None:
+        pytest.skip("needs g++ and the CUDA headers (cuda_runtime_api.h) to emulate the CUDA kernels")
+    tmp = tmp_path_factory.mktemp("cuda_emulation")
+    with open(os.path.join(ROOT, "csrc", "cuda", "rank_hinge_kernel.cu")) as f:
+        source = f.read()
+    begin, end = source.index("// BEGIN LAUNCHES"), source.index("// END LAUNCHES")
+    with open(os.path.join(EMULATION, "launches.inc")) as f:
+        launches = f.read()
+    (tmp / "kernel_under_test.inc").write_text(source[:begin] + launches + source[end:])
+    binary = tmp / "emulate"
+    cmd = [GXX, "-std=c++20", "-O1", "-pthread", f"-I{tmp}", f"-I{os.path.join(ROOT, 'csrc', 'cuda')}",
+           f"-I{CUDA_INCLUDE}", os.path.join(EMULATION, "emulate.cpp"), "-o", str(binary)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, f"g++ failed:\n{result.stderr[-4000:]}"
+    return str(binary)
+
+
+def _emulate(binary, pred, gt, weight, margin, window, need_grad, need_active):
+    s, n = pred.shape
+    kind = "f" if pred.dtype == torch.float32 else "d"
+    values = [pred, gt] + ([weight] if weight is not None else [])
+    stdin = "\n".join(" ".join(repr(float(x)) for x in t.flatten().tolist()) for t in values)
+    args = [binary, kind, str(s), str(n), str(window), repr(float(margin)), str(int(weight is not None)),
+            str(int(need_grad)), str(int(need_active))]  # fmt: skip
+    result = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert lines[0] == "status 0", lines[0]
+    stats = torch.tensor([[float(v) for v in line.split()] for line in lines[1 : 1 + s]], dtype=torch.float64)
+    grad = None
+    if need_grad:
+        grad = torch.tensor([float(v) for v in lines[1 + s : 1 + s + s * n]], dtype=torch.float64).view(s, n)
+    return stats.view(s, 2), grad
+
+
+def _reference_stats(pred, gt, weight, margin, window):
+    """Per-series [hinge sum, active weight] and d(hinge sums)/d pred from repose_ext.reference, in float64."""
+    from repose_ext import reference
+
+    s, n = pred.shape
+    win = None if window < 0 else window
+    p = pred.double().requires_grad_(True)
+    g, w = gt.double(), None if weight is None else weight.double()
+
+    def per_series(values, margin_):
+        rows = []
+        for i in range(s):
+            wi = None if w is None else w[i].view(1, 1, n)
+            rows.append(reference.pairwise_rank_hinge(values[i].view(1, 1, n), g[i].view(1, 1, n), wi, margin_, win, "sum"))
+        return torch.stack(rows)
+
+    loss = per_series(p, margin)
+    (grad,) = torch.autograd.grad(loss.sum(), p)
+    active = per_series(torch.zeros_like(p), 1.0)  # every active pair costs exactly 1
+    return torch.stack([loss.detach(), active], dim=1), grad
+
+
+# (S, N, window, weighted, margin, need_grad, need_active, dtype): short series packed into one
+# block, several blocks, long series over several shared-memory tiles, windows, N = 1.
+EMULATED_CASES = [
+    (6, 17, -1, False, 0.0, True, False, "float32"),
+    (40, 17, 3, True, 0.1, True, True, "float64"),
+    (7, 1, -1, True, 0.3, True, True, "float32"),
+    (300, 2, 0, True, 0.2, False, True, "float64"),
+    (3, 700, -1, True, 0.0, True, True, "float32"),
+    (2, 600, 70, False, 0.25, True, False, "float64"),
+    (9, 61, 200, True, 0.05, False, False, "float32"),
+]
+
+
+@pytest.mark.parametrize("s,n,window,weighted,margin,need_grad,need_active,dtype", EMULATED_CASES)
+def test_cuda_kernels_emulated_on_cpu_match_reference(emulated_cuda, s, n, window, weighted, margin, need_grad,
+                                                      need_active, dtype):
+    dtype = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(s * 1000 + n)
+    pred = torch.randn(s, n, generator=gen, dtype=dtype)
+    gt = torch.randint(-3, 4, (s, n), generator=gen).to(dtype)  # ties
+    weight = torch.rand(s, n, generator=gen, dtype=dtype) if weighted else None
+    stats, grad = _emulate(emulated_cuda, pred, gt, weight, margin, window, need_grad, need_active)
+    expected, expected_grad = _reference_stats(pred, gt, weight, margin, window)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(stats[:, 0], expected[:, 0], **tol)
+    if need_active:
+        torch.testing.assert_close(stats[:, 1], expected[:, 1], **tol)
+    else:
+        assert torch.all(stats[:, 1] == 0)
+    if need_grad:
+        torch.testing.assert_close(grad, expected_grad, **tol)
+
+
+def test_cuda_kernels_emulated_empty_series(emulated_cuda):
+    stats, _ = _emulate(emulated_cuda, torch.zeros(3, 0), torch.zeros(3, 0), None, 0.0, -1, False, False)
+    assert torch.equal(stats, torch.zeros(3, 2, dtype=torch.float64))
