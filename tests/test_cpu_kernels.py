@@ -230,3 +230,43 @@ def test_errors_name_the_argument():
         OPS["sorted"](torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 4), 0.0, -1, False, False)
     with pytest.raises(RuntimeError, match=r"rank_hinge_dense \(cpu\): pred must be float32 or float64"):
         OPS["dense"](torch.zeros(2, 3, dtype=torch.half), torch.zeros(2, 3, dtype=torch.half), None, 0.0, -1, False, False)
+
+
+def test_signed_zero_ground_truths_tie():
+    # -0.0 and +0.0 compare equal: such pairs never count, in either direction.
+    g = torch.tensor([[-0.0, 0.0, 1.0, -0.0, 0.0, -1.0] * 20], dtype=torch.float32)
+    p = torch.linspace(1.0, -1.0, g.shape[1], dtype=torch.float32)[None]
+    for op in ("dense", "sorted"):
+        assert_matches_reference(op, p, g, None, 0.0, exact=True)
+        assert_matches_reference(op, p.flip(1), g, None, 0.5, exact=True)
+
+
+def boundary_triples(count, seed=0):
+    """float32 (p_k, p_l, m) where fl(fl(p_k - p_l) + m) > 0 differs from a reassociated order."""
+    gen = torch.Generator().manual_seed(seed)
+    found = []
+    while len(found) < count:
+        pk = torch.rand(4096, generator=gen) * 4 - 2
+        pl = pk - torch.rand(4096, generator=gen) * 1e-3
+        m = -(pk - pl) * (1 + (torch.rand(4096, generator=gen) - 0.5) * 1e-6)
+        ref = (pk - pl) + m > 0
+        other = ((pk + m) - pl > 0) | (pk - (pl - m) > 0)
+        other_false = ~(((pk + m) - pl > 0) & (pk - (pl - m) > 0))
+        hit = (ref & other_false) | (~ref & other)
+        found += [(a.item(), b.item(), c.item()) for a, b, c in zip(pk[hit], pl[hit], m[hit])]
+    return found[:count]
+
+
+@pytest.mark.parametrize("n_pad", [0, 70])  # lanes kernel, and row kernels (padding with far ties)
+def test_margin_predicate_is_the_references_float_expression(n_pad):
+    # Pairs whose margin test sits on a rounding boundary: the kernels must round like the reference.
+    for pk, pl, m in boundary_triples(4):
+        p = torch.tensor([[pk, pl] + [0.0] * n_pad], dtype=torch.float32)
+        g = torch.tensor([[0.0, 1.0] + [5.0] * n_pad], dtype=torch.float32)  # k nearer than l
+        # The reference in float32, as the public API runs it on float32 input.
+        p_ref = p[:, None].clone().requires_grad_(True)
+        loss_r = reference.pairwise_rank_hinge(p_ref, g[:, None], None, m, None, "sum")
+        (grad_r,) = torch.autograd.grad(loss_r, p_ref)
+        for op in ("dense", "sorted"):
+            _, _, grad = run(op, p, g, None, m)
+            assert torch.equal(grad[0, :2], grad_r[0, 0, :2]), (op, pk, pl, m)

@@ -3,6 +3,11 @@
 // inlined into it (flatten); the entry for the CPU is picked at run time, so a portable
 // build runs at the machine's speed.
 
+// The kernels evaluate the reference's float expressions as written (the margin test
+// fl(fl(p_k - p_l) + m) > 0, -0 == +0): whatever flags the build passes, no reassociation
+// and signed zeros are kept in this file.
+#pragma GCC optimize("no-associative-math", "signed-zeros")
+
 #include <ATen/Parallel.h>
 
 #include <cstdlib>

@@ -15,6 +15,11 @@
 // the sorted predictions and match the reference's decisions exactly (ties and margin
 // included). A_j = near_j - far_j gives the gradient and, through series.h, the loss.
 
+// The kernels evaluate the reference's float expressions as written (the margin test
+// fl(fl(p_k - p_l) + m) > 0, -0 == +0): whatever flags the build passes, no reassociation
+// and signed zeros are kept in this file.
+#pragma GCC optimize("no-associative-math", "signed-zeros")
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -32,16 +37,16 @@ namespace {
 
 // Integer keys whose unsigned order is the floating-point order (-0 and +0 equal).
 inline uint32_t order_key(float x) {
-  x += 0.0f;  // -0 -> +0
   uint32_t u;
   std::memcpy(&u, &x, sizeof(u));
+  if ((u & 0x7fffffffu) == 0) u = 0;  // -0 -> +0 (on the bits: no float flag can drop it)
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
 inline uint64_t order_key(double x) {
-  x += 0.0;
   uint64_t u;
   std::memcpy(&u, &x, sizeof(u));
+  if ((u & 0x7fffffffffffffffull) == 0) u = 0;
   return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
 }
 
