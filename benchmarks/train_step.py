@@ -135,8 +135,10 @@ def main(argv=None) -> int:
         print(f"  {k:<{width}}  {med[k]:10.1f}  ({min(v):.1f}-{max(v):.1f})")
     fused_step = med[f"step: fused ({fused})"]
     ref_step = med["step: reference"]
-    print(f"rank loss share of the step: fused {100 * med[f'rank loss only: {fused}'] / fused_step:.1f}% "
-          f"(rank-only time / fused step); reference {100 * med['rank loss only: reference'] / ref_step:.1f}%")
+    fused_share = 100 * med[f"rank loss only: {fused}"] / fused_step
+    ref_share = 100 * med["rank loss only: reference"] / ref_step
+    print(f"rank loss share of the step: fused {fused_share:.2f}% (rank-only time / fused step); "
+          f"reference {ref_share:.2f}%")
     print(f"step time vs rank off: fused {fused_step / med['step: rank off']:.3f}x, "
           f"reference {ref_step / med['step: rank off']:.3f}x")
     if args.json:

@@ -300,7 +300,7 @@ def test_smoke_run_loss_decreases_and_checkpoint_round_trips(h36m_pickle, tmp_pa
     out = capsys.readouterr().out
     run = tmp_path / "run"
     assert str(run) in out and "MPJPE" in out and "DOA-spatial" in out
-    for name in ("latest.pt", "best.pt", "log.csv", "config.yaml", "summary.json", "eval_final.txt"):
+    for name in ("latest.pt", "best.pt", "model.pt", "log.csv", "config.yaml", "summary.json", "eval_final.txt"):
         assert (run / name).is_file(), name
     assert list((run / "tb").iterdir())  # TensorBoard event file
     assert (run / "curves.png").is_file()
@@ -317,11 +317,23 @@ def test_smoke_run_loss_decreases_and_checkpoint_round_trips(h36m_pickle, tmp_pa
     model = build_model(config["model"])
     repose_ext.models.load_model_weights(model, ckpt)
     assert weights_digest(model) == summary["weights_digest_by_rank"][0]
+    export = load_checkpoint(run / "model.pt")  # weights-only export of the final model
+    assert "optimizer" not in export and export["config"] == config
+    _state_equal(export["model_pos"], ckpt["model_pos"])
 
     # --eval-only on our checkpoint reproduces the final table's numbers.
     assert cli_main(["--eval-only", "--checkpoint", str(run / "latest.pt"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"{summary['final']['summary']['mpjpe']:.2f}" in out
+
+
+def test_autocast_path_trains_with_finite_losses(h36m_pickle, tmp_path):
+    # The CUDA recipe's bf16 autocast, exercised on CPU: the model runs in bf16, the losses in float32.
+    config = tiny_config(h36m_pickle, tmp_path, **{"train.epochs": 1, "train.amp": "bf16"})
+    summary = train(config, run_dir=str(tmp_path / "bf16"), progress=False)
+    rows = (tmp_path / "bf16" / "log.csv").read_text().splitlines()
+    loss = float(rows[1].split(",")[rows[0].split(",").index("train_loss")])
+    assert math.isfinite(loss) and math.isfinite(summary["final"]["summary"]["mpjpe"])
 
 
 def test_eval_only_reads_the_released_checkpoint_format(h36m_pickle, tmp_path, capsys):

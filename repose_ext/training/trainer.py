@@ -47,6 +47,7 @@ from .run_logging import CsvLog, TensorBoardLog, plot_curves
 
 LATEST = "latest.pt"
 BEST = "best.pt"
+MODEL_EXPORT = "model.pt"
 BEST_SELECTION_NOTE = {
     "mpjpe": "best.pt = lowest MPJPE on the evaluation split (MotionBERT/RePOSE practice; optimistic)",
     "p_mpjpe": "best.pt = lowest P-MPJPE on the evaluation split (optimistic)",
@@ -148,7 +149,6 @@ class Trainer:
         seed = config["seed"]
 
         self.resume_state = load_checkpoint(resume) if resume else None
-        # Model initialisation is the same on every rank (DDP also broadcasts rank 0's weights).
         seed_everything(seed)
         self.data = build_datasets(config, need_train=True)  # before any output: bad paths fail early
         self.skeleton = self.data.skeleton
@@ -165,6 +165,8 @@ class Trainer:
         self.run_dir = dist_utils.broadcast_object(os.path.abspath(run_dir), self.dist)
         if self.dist.is_main:
             os.makedirs(self.run_dir, exist_ok=True)
+        # Model initialisation is the same on every rank (DDP also broadcasts rank 0's weights).
+        seed_everything(seed)
         self.model = build_model(_model_config(config)).to(self.device)
         _check_clip_length(self.model, config["data"]["n_frames"])
         t = config["train"]
@@ -431,6 +433,9 @@ class Trainer:
                      f"{BEST_SELECTION_NOTE[self.best['metric']]}")
         with open(os.path.join(self.run_dir, "eval_final.txt"), "w", encoding="utf-8") as f:
             f.write(header + "\n" + table + "\n")
+        # Weights-only export of the final model (no optimizer state): small enough to ship or share.
+        save_checkpoint(os.path.join(self.run_dir, MODEL_EXPORT), self.model, epoch=self.epoch, config=self.config,
+                        metrics={"eval": result.as_dict(), "eval_epoch": eval_epoch})
         summary = {
             "run_dir": self.run_dir,
             "epochs": self.epoch,
@@ -445,8 +450,8 @@ class Trainer:
         }
         with open(os.path.join(self.run_dir, "summary.json"), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
-        self.say(f"run folder: {self.run_dir} (checkpoints {LATEST}, {BEST}; log.csv, curves.png, tb/, "
-                 f"summary.json); {seconds:.0f} s")
+        self.say(f"run folder: {self.run_dir} (checkpoints {LATEST}, {BEST}, weights-only {MODEL_EXPORT}; log.csv, "
+                 f"curves.png, tb/, summary.json); {seconds:.0f} s")
         return summary
 
     def close(self) -> None:
