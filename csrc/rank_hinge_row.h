@@ -8,9 +8,8 @@
 // The caller multiplies the sums by w_k. The relu subgradient at 0 is 0 (strict >).
 //
 // The loop is written in float arithmetic only (indicators as float(a < b), products
-// instead of selections) so that GCC vectorises it; CPU builds also need
-// -fassociative-math -fno-signed-zeros -fno-trapping-math to vectorise the sums (NaN
-// semantics are kept: a NaN prediction still makes the loss NaN).
+// instead of selections): branch-free on the GPU, and a NaN prediction still makes the loss
+// NaN. Used by the CUDA kernels; the CPU has its own kernels (csrc/cpu/).
 #pragma once
 
 #include <cstdint>
