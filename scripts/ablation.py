@@ -111,7 +111,8 @@ def plot(rows, path):
         axes[1].bar(x + (i - 0.5) * 0.38, [m for m, _ in ms], 0.38, yerr=[s for _, s in ms], capsize=3, label=label)
     axes[1].set_xticks(x, names)
     axes[1].set_ylabel("depth-order accuracy")
-    axes[1].set_ylim(0.5, 1.0)
+    axes[1].set_ylim(0.0, 1.0)
+    axes[1].axhline(0.5, color="0.5", lw=0.8, ls="--")  # chance
     axes[1].set_title("Depth-order accuracy")
     axes[1].legend()
     fig.tight_layout()
