@@ -2,7 +2,7 @@
 
 Usage::
 
-    python train.py                                   # configs/default.yaml: embedded mocap data, small model, RePOSE losses
+    python train.py                                   # configs/default.yaml: embedded mocap, small model, RePOSE losses
     python train.py --config configs/h36m_repose.yaml data.files.pickle=/data/h36m_sh_conf_cam_source_final.pkl
     python train.py --config configs/small_cpu.yaml train.epochs=3 loss.rank_backend=reference
     python train.py --resume                          # continue the newest run of the config's name
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``train.py``."""
     parser = argparse.ArgumentParser(
         prog="train.py",
-        description="Train (or evaluate) a DSTformer lifter with MotionBERT's recipe and the RePOSE depth-order losses.",
+        description="Train (or evaluate) a DSTformer lifter with MotionBERT's recipe and the RePOSE depth-order "
+                    "losses.",
         epilog="Overrides: key=value pairs after the options, e.g. train.epochs=5 loss.spatial_rank=0.1 "
                "data.files.pickle=/path/h36m_sh_conf_cam_source_final.pkl",
     )

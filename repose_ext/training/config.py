@@ -41,6 +41,7 @@ DEFAULTS: Dict[str, Any] = {
     "seed": 0,
     "output_dir": "runs",
     "device": "auto",
+    "num_threads": None,  # CPU threads of torch (None: torch's default, one per core)
     "data": {
         "dataset": "synthetic_views",
         "files": {},
@@ -242,6 +243,8 @@ def validate(config: Mapping[str, Any]) -> None:
     _check(_is_int(config["seed"]) and config["seed"] >= 0, "seed", "a non-negative int", config["seed"])
     _check(isinstance(config["name"], str) and config["name"] != "", "name", "a non-empty string", config["name"])
     _check(config["device"] in DEVICE_CHOICES, "device", f"one of {DEVICE_CHOICES}", config["device"])
+    _check(config["num_threads"] is None or (_is_int(config["num_threads"]) and config["num_threads"] >= 1),
+           "num_threads", "null or a positive int", config["num_threads"])
     d = config["data"]
     _check(d["dataset"] in DATASETS, "data.dataset", f"one of {DATASETS}", d["dataset"])
     _check(_is_int(d["n_frames"]) and d["n_frames"] >= 1, "data.n_frames", "a positive int", d["n_frames"])
