@@ -93,3 +93,14 @@ def test_render_png(tmp_path, checkpoint):
     png = tmp_path / "frame.png"
     lift.main(["--input", src, "--output", str(tmp_path / "o.npz"), "--checkpoint", checkpoint, "--render", str(png)])
     assert png.stat().st_size > 1000
+
+
+def test_bundled_default_model_lifts(tmp_path):
+    # The checkpoint trained by `python train.py` ships with the package and is the CLI's default.
+    model, window = lift.load_lifter()
+    assert window >= 9
+    src = write_input(tmp_path / "in.npz", t=window + 5, nan=True)
+    out = tmp_path / "out.npz"
+    assert lift.main(["--input", src, "--output", str(out)]) == 0
+    pose = np.load(out)["pose3d"]
+    assert pose.shape == (window + 5, 17, 3) and np.isfinite(pose).all()
