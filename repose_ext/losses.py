@@ -50,7 +50,7 @@ def _check_inputs(pred, gt, weight, margin, window, reduction):
             raise TypeError(f"weight must be a torch.Tensor or None; got {type(weight).__name__}")
         if weight.shape != pred.shape[:3]:
             raise ValueError(
-                f"weight must have shape (B, T, J) = {_shape(pred)[:-4] + ')' if pred.dim() == 4 else _shape(pred)}; "
+                f"weight must have shape (B, T, J) = ({', '.join(str(d) for d in pred.shape[:3])}); "
                 f"got {_shape(weight)}"
             )
         if weight.dtype not in _FLOAT_DTYPES and weight.dtype != torch.bool:
