@@ -19,15 +19,15 @@ import argparse
 import contextlib
 import csv
 import os
-import platform
 import statistics
-import subprocess
 import time
 
 import torch
 
 import repose_ext
 from repose_ext import _cpu, reference
+
+from provenance import commit, cpu_model
 
 J = 17
 BATCH_CASE = (32, 243, 17)
@@ -154,14 +154,8 @@ def crossover(lengths, budget_s):
 
 
 def machine():
-    model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     isa = repose_ext_isa()
-    return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}, {isa}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}, {isa}"
 
 
 def repose_ext_isa():
@@ -171,13 +165,6 @@ def repose_ext_isa():
             flags = next((line for line in f if line.startswith("flags")), "")
     best = "avx512" if " avx512bw" in flags else ("avx2" if " avx2" in flags else "base")
     return f"kernels: {os.environ.get('REPOSE_CPU_ISA', best)}"
-
-
-def commit():
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def fmt_ms(v):

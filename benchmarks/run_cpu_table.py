@@ -15,7 +15,6 @@ import csv
 import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from provenance import commit, cpu_model  # noqa: E402
 from providers import PROVIDERS, check, make_inputs, step  # noqa: E402
 
 DEFAULT_SHAPES = ["8,243,17", "32,243,17", "4,1024,17", "1,4096,17"]
@@ -63,20 +63,7 @@ def measure_time(provider, shape, budget_s):
 
 
 def machine():
-    model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def commit():
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def main():
