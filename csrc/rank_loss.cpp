@@ -11,8 +11,18 @@
 //                 [:, 1] the weighted count of active pairs (zeros unless need_active);
 //   grad  (S, N): d stats[:, 0] / d pred (shape (0,) unless need_grad).
 //
-// The device implementations live in cpu/ and cuda/; the autograd formula and the
-// fake (meta) implementation are registered from Python (repose_ext/_ops.py).
+// repose::depth_rank_hinge computes both terms of the RePOSE loss straight from the
+// poses (CPU): pred and gt are (B, T, J, 3) poses (depth = channel 2) or (B, T, J)
+// depths, any strides; weight is (B, T, J) or None. Its series are the J joints of
+// each frame (spatial, series b*T + t) and, with `window`, the T frames of each joint
+// (temporal, series b*J + j). It returns the stats of rank_hinge for each term that is
+// on ((0, 2) for a term that is off) and the per-series gradients it saves for
+// backward: spatial (B*T, J), temporal (B*J, T) (shape (0,) when off or !need_grad).
+// repose::depth_rank_hinge_backward turns the upstream gradients of the two stats into
+// d loss / d pred of shape pred_shape in one pass (zeros in channels 0 and 1).
+//
+// The device implementations live in cpu/ and cuda/; the autograd formulas and the
+// fake (meta) implementations are registered from Python (repose_ext/_ops.py).
 
 #include <Python.h>
 #include <torch/library.h>
@@ -38,4 +48,11 @@ TORCH_LIBRARY(repose, m) {
   m.def(
       "rank_hinge_sorted(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, "
       "bool need_grad, bool need_active) -> (Tensor stats, Tensor grad)");
+  m.def(
+      "depth_rank_hinge(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, bool spatial, "
+      "bool temporal, bool need_grad, bool need_active) -> (Tensor spatial_stats, Tensor temporal_stats, "
+      "Tensor spatial_grad, Tensor temporal_grad)");
+  m.def(
+      "depth_rank_hinge_backward(Tensor? grad_spatial_stats, Tensor? grad_temporal_stats, Tensor spatial_grad, "
+      "Tensor temporal_grad, SymInt[] pred_shape) -> Tensor");
 }

@@ -4,6 +4,7 @@ Quick start::
 
     import torch, repose_ext
     loss = repose_ext.spatial_depth_rank_loss(pred, gt) + repose_ext.temporal_depth_rank_loss(pred, gt)
+    loss = repose_ext.depth_rank_loss(pred, gt)  # the same sum in one pass (fastest on CPU)
     loss.backward()
 """
 
@@ -14,6 +15,7 @@ from .losses import (
     DepthRankLoss,
     SpatialDepthRankLoss,
     TemporalDepthRankLoss,
+    depth_rank_loss,
     spatial_depth_rank_loss,
     temporal_depth_rank_loss,
 )
@@ -24,6 +26,7 @@ __all__ = [
     "SpatialDepthRankLoss",
     "TemporalDepthRankLoss",
     "available_backends",
+    "depth_rank_loss",
     "reference",
     "spatial_depth_rank_loss",
     "temporal_depth_rank_loss",

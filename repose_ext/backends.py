@@ -29,6 +29,9 @@ class Backend:
         available: whether it can run here (probed at registration).
         fix: what to do when it is not available.
         op: callable with the ``repose::rank_hinge`` schema, or None for the reference.
+        depth_op: optional callable computing both terms' stats straight from the poses
+            (``repose::depth_rank_hinge``'s arguments, returns (spatial_stats, temporal_stats));
+            without one the losses lay the series out in Python and call ``op``.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Backend:
     available: bool
     fix: str
     op: Optional[Callable] = None
+    depth_op: Optional[Callable] = None
 
 
 _REGISTRY: dict = {}
@@ -78,6 +82,12 @@ def resolve_backend(name: str, device: torch.device) -> Backend:
     return b
 
 
+def _cpu_depth_stats(pred, gt, weight, margin, window, spatial, temporal, need_grad, need_active):
+    return torch.ops.repose.depth_rank_hinge(
+        pred, gt, weight, margin, window, spatial, temporal, need_grad, need_active
+    )[:2]
+
+
 _BUILD_FIX = "the C++ extension repose_ext._C is not built; run `pip install --no-build-isolation -e .`"
 register_backend(Backend("reference", ("cpu", "cuda"), True, ""))
 register_backend(
@@ -87,6 +97,7 @@ register_backend(
         _ops.has_kernel(_ops.OP_NAME, "CPU"),
         f"{_BUILD_FIX} ({_ops.EXTENSION_ERROR})",
         getattr(torch.ops.repose, "rank_hinge", None) if _ops._C is not None else None,
+        _cpu_depth_stats if _ops._C is not None else None,
     )
 )
 register_backend(

@@ -69,59 +69,124 @@ def _safe_div(num, den):
     return num / torch.where(den > 0, den, torch.ones_like(den))
 
 
-def _pair_weight(w: Optional[torch.Tensor], s: int, n: int, window: Optional[int], like: torch.Tensor):
-    """Sum of w_k * w_l over the existing pairs of each series: (S,)."""
-    if w is None:
-        if window is None:
-            return like.new_full((s,), float(n * n))
-        k = torch.arange(n, device=like.device)
-        count = (torch.clamp(k + window + 1, max=n) - torch.clamp(k - window, min=0)).sum()
-        return like.new_full((s,), float(count))
+def _pair_count(n: int, window: Optional[int]) -> int:
+    """Number of ordered pairs (k, l), k == l included, of a series of n with |k - l| <= window."""
+    m = n - 1 if window is None else min(window, n - 1)
+    return n + m * (2 * n - m - 1) if n > 0 else 0
+
+
+def _pair_weight(w: torch.Tensor, dim: int, window: Optional[int]) -> torch.Tensor:
+    """Sum of w_k * w_l over the existing pairs of each series; the series run along ``dim``
+    of the (B, T, J) weights. Returns (B, X), X the remaining dimension."""
     if window is None:
-        return w.sum(dim=1) ** 2
-    csum = torch.nn.functional.pad(w.double().cumsum(dim=1), (1, 0))  # csum[:, k] = sum of w[:, :k]
+        return w.sum(dim=dim) ** 2
+    ws = w.double().movedim(dim, -1)  # (B, X, N)
+    n = ws.shape[-1]
+    csum = torch.nn.functional.pad(ws.cumsum(dim=-1), (1, 0))  # csum[..., k] = sum of w[..., :k]
     k = torch.arange(n, device=w.device)
     hi, lo = torch.clamp(k + window + 1, max=n), torch.clamp(k - window, min=0)
-    return (w.double() * (csum[:, hi] - csum[:, lo])).sum(dim=1).to(w.dtype)
+    return (ws * (csum[..., hi] - csum[..., lo])).sum(dim=-1).to(w.dtype)
 
 
-def _rank_loss(pred, gt, weight, margin, window, reduction, backend, temporal):
+def _reduce(stats, w, dim, window, reduction, shape):
+    """The reduction of one term from its per-series stats (S, 2): the series run along
+    ``dim`` (2: joints, 1: frames) of the (B, T, J) depths, S = B * X."""
+    loss_series = stats[:, 0]
+    if reduction == "sum":
+        return loss_series.sum()
+    if reduction == "active":
+        return _safe_div(loss_series.sum(), stats[:, 1].sum())
+    per_sample = reduction == "none"
+    batch, x = shape[0], shape[3 - dim]
+    if w is None:  # the same number of pairs in every series
+        den = x * (1 if per_sample else batch) * _pair_count(shape[dim], window)
+        if per_sample:
+            return loss_series.view(batch, x).sum(dim=1) / den if den > 0 else loss_series.new_zeros(batch)
+        return loss_series.sum() / den if den > 0 else loss_series.sum() * 0
+    pair_w = _pair_weight(w, dim, window)  # (B, X)
+    if per_sample:
+        return _safe_div(loss_series.view(batch, x).sum(dim=1), pair_w.sum(dim=1))
+    return _safe_div(loss_series.sum(), pair_w.sum())
+
+
+def _series_stats(op, p, g, w, margin, window, spatial, temporal, need_grad, need_active):
+    """Both terms' stats from an op with the ``repose::rank_hinge`` schema on (S, N) series
+    (the backends without a ``depth_op``)."""
+    zp, zg = reference._depth(p), reference._depth(g)
+    out = []
+    for on, dim, win in ((spatial, 2, -1), (temporal, 1, window)):
+        if not on:
+            out.append(None)
+            continue
+        n = zp.shape[dim]
+        ps, gs = (x.movedim(dim, -1).reshape(-1, n).contiguous() for x in (zp, zg))
+        ws = None if w is None else w.movedim(dim, -1).reshape(-1, n).contiguous()
+        out.append(op(ps, gs, ws, margin, win, need_grad, need_active)[0])
+    return out
+
+
+def _rank_loss(pred, gt, weight, margin, window, reduction, backend, lambda_spatial, lambda_temporal):
+    """lambda_spatial * spatial + lambda_temporal * temporal; a term with lambda 0 is not computed."""
     _check_inputs(pred, gt, weight, margin, window, reduction)
     be = resolve_backend(backend, pred.device)
     out_dtype = torch.promote_types(pred.dtype, gt.dtype)
     compute = torch.promote_types(out_dtype, torch.float32)  # half/bf16 accumulate in fp32
-    p = reference._depth(pred).to(compute)
-    g = reference._depth(gt).detach().to(compute)
+    p = pred.to(compute)
+    g = gt.detach().to(compute)
     w = None if weight is None else weight.detach().to(compute)
+    spatial, temporal = lambda_spatial != 0, lambda_temporal != 0
 
     if be.op is None:  # the plain PyTorch specification
-        if temporal:
-            loss = reference.temporal_depth_rank_loss(p, g, w, margin, window, reduction)
-        else:
-            loss = reference.spatial_depth_rank_loss(p, g, w, margin, reduction)
-        return loss.to(out_dtype)
-
-    if temporal:  # series = the frames of one joint
-        p, g = p.transpose(1, 2), g.transpose(1, 2)
-        w = None if w is None else w.transpose(1, 2)
-    b, x, n = p.shape
-    s = b * x
-    p, g = p.reshape(s, n).contiguous(), g.reshape(s, n).contiguous()
-    w = None if w is None else w.reshape(s, n).contiguous()
-    need_grad = torch.is_grad_enabled() and pred.requires_grad
-    stats, _ = be.op(p, g, w, float(margin), -1 if window is None else int(window), need_grad, reduction == "active")
-    loss_series = stats[:, 0]
-    if reduction == "sum":
-        loss = loss_series.sum()
-    elif reduction == "active":
-        loss = _safe_div(loss_series.sum(), stats[:, 1].sum())
+        terms = [
+            spatial and reference.spatial_depth_rank_loss(p, g, w, margin, reduction),
+            temporal and reference.temporal_depth_rank_loss(p, g, w, margin, window, reduction),
+        ]
     else:
-        pair_w = _pair_weight(w, s, n, window, loss_series)
-        if reduction == "mean":
-            loss = _safe_div(loss_series.sum(), pair_w.sum())
-        else:  # "none": the mean of each sample
-            loss = _safe_div(loss_series.view(b, x).sum(dim=1), pair_w.view(b, x).sum(dim=1))
+        need_grad = torch.is_grad_enabled() and pred.requires_grad
+        args = (p, g, w, float(margin), -1 if window is None else int(window), spatial, temporal, need_grad,
+                reduction == "active")
+        stats = be.depth_op(*args) if be.depth_op is not None else _series_stats(be.op, *args)
+        terms = [
+            spatial and _reduce(stats[0], w, 2, None, reduction, pred.shape),
+            temporal and _reduce(stats[1], w, 1, window, reduction, pred.shape),
+        ]
+    loss = None
+    for lam, term in zip((lambda_spatial, lambda_temporal), terms):
+        if lam != 0:
+            term = term if lam == 1 else lam * term
+            loss = term if loss is None else loss + term
+    if loss is None:
+        loss = pred.new_zeros((pred.shape[0],) if reduction == "none" else (), dtype=out_dtype)
     return loss.to(out_dtype)
+
+
+def depth_rank_loss(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    weight: Optional[torch.Tensor] = None,
+    *,
+    lambda_spatial: float = 1.0,
+    lambda_temporal: float = 1.0,
+    margin: float = 0.0,
+    window: Optional[int] = None,
+    reduction: str = "mean",
+    backend: str = "auto",
+) -> torch.Tensor:
+    """``lambda_spatial * spatial + lambda_temporal * temporal`` in one pass over the poses.
+
+    The same value as the sum of :func:`spatial_depth_rank_loss` and
+    :func:`temporal_depth_rank_loss` (``window`` applies to the temporal term), computed
+    together: on CPU one op reads the depths from pred once and returns one gradient. A term
+    with lambda 0 is not computed.
+
+    Args:
+        pred, gt, weight, margin, window, reduction, backend: as in the two functions.
+        lambda_spatial, lambda_temporal: weights of the two terms (the paper's values are unknown).
+
+    Returns:
+        The loss: a scalar, or (B,) for ``reduction="none"``, in the promoted dtype of pred and gt.
+    """
+    return _rank_loss(pred, gt, weight, margin, window, reduction, backend, lambda_spatial, lambda_temporal)
 
 
 def spatial_depth_rank_loss(
@@ -149,7 +214,7 @@ def spatial_depth_rank_loss(
     Returns:
         The loss: a scalar, or (B,) for ``reduction="none"``, in the promoted dtype of pred and gt.
     """
-    return _rank_loss(pred, gt, weight, margin, None, reduction, backend, temporal=False)
+    return _rank_loss(pred, gt, weight, margin, None, reduction, backend, 1.0, 0.0)
 
 
 def temporal_depth_rank_loss(
@@ -179,7 +244,7 @@ def temporal_depth_rank_loss(
     Returns:
         The loss: a scalar, or (B,) for ``reduction="none"``, in the promoted dtype of pred and gt.
     """
-    return _rank_loss(pred, gt, weight, margin, window, reduction, backend, temporal=True)
+    return _rank_loss(pred, gt, weight, margin, window, reduction, backend, 0.0, 1.0)
 
 
 class SpatialDepthRankLoss(nn.Module):
@@ -209,7 +274,8 @@ class TemporalDepthRankLoss(nn.Module):
 
 
 class DepthRankLoss(nn.Module):
-    """``lambda_spatial * spatial + lambda_temporal * temporal``; a term with weight 0 is not computed.
+    """Module form of :func:`depth_rank_loss`: ``lambda_spatial * spatial + lambda_temporal * temporal``
+    in one pass; a term with weight 0 is not computed. forward(pred, gt, weight=None).
 
     Args:
         lambda_spatial, lambda_temporal: weights of the two terms (the paper's values are unknown).
@@ -227,17 +293,17 @@ class DepthRankLoss(nn.Module):
     ):
         super().__init__()
         self.lambda_spatial, self.lambda_temporal = lambda_spatial, lambda_temporal
-        self.spatial = SpatialDepthRankLoss(margin, reduction, backend)
-        self.temporal = TemporalDepthRankLoss(margin, window, reduction, backend)
+        self.margin, self.window, self.reduction, self.backend = margin, window, reduction, backend
 
     def forward(self, pred, gt, weight=None):
-        loss = None
-        if self.lambda_spatial != 0:
-            loss = self.lambda_spatial * self.spatial(pred, gt, weight)
-        if self.lambda_temporal != 0:
-            term = self.lambda_temporal * self.temporal(pred, gt, weight)
-            loss = term if loss is None else loss + term
-        if loss is None:
-            shape = (pred.shape[0],) if self.spatial.reduction == "none" else ()
-            loss = pred.new_zeros(shape)
-        return loss
+        return depth_rank_loss(
+            pred,
+            gt,
+            weight,
+            lambda_spatial=self.lambda_spatial,
+            lambda_temporal=self.lambda_temporal,
+            margin=self.margin,
+            window=self.window,
+            reduction=self.reduction,
+            backend=self.backend,
+        )

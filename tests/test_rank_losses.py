@@ -1,13 +1,14 @@
 """The rank losses: the reference against a brute-force reading of the paper, and every
 fused CPU path against the reference (values, gradients, options, dtypes, compile, errors)."""
 
+import dataclasses
 import itertools
 
 import pytest
 import torch
 
 import repose_ext
-from repose_ext import reference
+from repose_ext import backends, reference
 
 FUSED_CPU = "cpu"
 LOSSES = {
@@ -348,8 +349,126 @@ def test_zero_weight_term_is_not_computed(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("temporal term computed at weight 0")
 
-    monkeypatch.setattr(module.temporal, "forward", boom)
+    monkeypatch.setattr(reference, "temporal_depth_rank_loss", boom)
+    module.backend = "reference"
     torch.testing.assert_close(module(pred, gt), repose_ext.spatial_depth_rank_loss(pred, gt))
+
+    calls = []
+    cpu = backends._REGISTRY["cpu"]
+
+    def spy(*args):
+        calls.append(args[5:7])  # (spatial, temporal)
+        return cpu.depth_op(*args)
+
+    expected = repose_ext.spatial_depth_rank_loss(pred, gt)
+    monkeypatch.setitem(backends._REGISTRY, "cpu", dataclasses.replace(cpu, depth_op=spy))
+    module.backend = "cpu"
+    torch.testing.assert_close(module(pred, gt), expected)
+    assert calls == [(True, False)]
+
+
+# --- both terms in one pass (repose::depth_rank_hinge) ----------------------------------
+
+
+def combined_reference(pred, gt, lambdas, **opts):
+    spatial_opts = {k: v for k, v in opts.items() if k != "window"}
+    return lambdas[0] * reference.spatial_depth_rank_loss(pred, gt, **spatial_opts) + lambdas[1] * (
+        reference.temporal_depth_rank_loss(pred, gt, **opts)
+    )
+
+
+def combined_loss_and_grad(pred, gt, backend, lambdas, **opts):
+    p = pred.detach().clone().requires_grad_(True)
+    if backend == "reference":
+        loss = combined_reference(p, gt, lambdas, **opts)
+    else:
+        loss = repose_ext.depth_rank_loss(
+            p, gt, lambda_spatial=lambdas[0], lambda_temporal=lambdas[1], backend=backend, **opts
+        )
+    (grad,) = torch.autograd.grad(loss, p, torch.linspace(0.5, 1.5, loss.numel()).view(loss.shape).double())
+    return loss.detach(), grad
+
+
+@pytest.mark.parametrize("opts", OPTION_SETS, ids=str)
+@pytest.mark.parametrize("shape", [(2, 9, 17), (3, 40, 5), (1, 300, 17), (1, 1700, 4)], ids=str)
+@pytest.mark.parametrize("lambdas", [(1.0, 1.0), (0.3, 2.0)], ids=str)
+def test_combined_matches_reference(opts, shape, lambdas):
+    # (1, 300, 17) weighted and (1, 1700, 4) unweighted take the sorted sweep for the temporal term.
+    pred, gt = make(*shape, ties=True)
+    opts = materialise(opts, pred)
+    if isinstance(opts.get("weight"), torch.Tensor) and opts["weight"].dtype == torch.bool:
+        opts["weight"] = opts["weight"].double()  # the reference takes numeric weights
+    loss_r, grad_r = combined_loss_and_grad(pred, gt, "reference", lambdas, **opts)
+    loss_f, grad_f = combined_loss_and_grad(pred, gt, FUSED_CPU, lambdas, **opts)
+    torch.testing.assert_close(loss_f, loss_r, **TOL[torch.float64])
+    torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("algo", ["dense", "sorted"])
+@pytest.mark.parametrize("depth_only", [False, True])
+def test_combined_reads_strided_inputs(algo, depth_only, monkeypatch):
+    """pred, gt and weight as strided views: the kernels read them in place."""
+    monkeypatch.setenv("REPOSE_CPU_ALGO", algo)
+    gen = torch.Generator().manual_seed(3)
+    pred = torch.randn(3, 31, 17, 6, generator=gen, dtype=torch.float64)[..., 1::2]  # (3, 31, 17, 3), step 2
+    gt = torch.randint(0, 4, (31, 3, 17, 3), generator=gen).double().transpose(0, 1)  # batch-minor
+    weight = torch.rand(17, 31, 3, generator=gen, dtype=torch.float64).permute(2, 1, 0)  # (3, 31, 17)
+    if depth_only:
+        pred, gt = pred[..., 2], gt[..., 2]
+    assert not (pred.is_contiguous() or gt.is_contiguous() or weight.is_contiguous())
+    for opts in (dict(), dict(weight=weight, margin=0.1, window=5), dict(weight=weight, reduction="none")):
+        loss_r, grad_r = combined_loss_and_grad(pred.contiguous(), gt.contiguous(), "reference", (0.5, 1.5), **opts)
+        loss_f, grad_f = combined_loss_and_grad(pred, gt, FUSED_CPU, (0.5, 1.5), **opts)
+        torch.testing.assert_close(loss_f, loss_r, **TOL[torch.float64])
+        torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
+
+
+def test_combined_double_backward():
+    pred, gt = make(2, 6, 5)  # distinct continuous values: no pair sits on a kink
+    w = torch.rand(2, 6, 5, dtype=torch.float64)
+    p = pred.clone().requires_grad_(True)
+    for kw in (dict(margin=0.01), dict(weight=w, window=3, reduction="none"), dict(lambda_temporal=0.0)):
+        fn = lambda x: repose_ext.depth_rank_loss(x, gt, backend=FUSED_CPU, **kw)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (p,))
+        assert torch.autograd.gradgradcheck(fn, (p,))
+
+
+def test_depth_op_opcheck():
+    gen = torch.Generator().manual_seed(2)
+    for shape, weighted, margin, window, spatial, temporal, need_grad, need_active in [
+        ((2, 9, 5, 3), False, 0.0, -1, True, True, True, False),
+        ((2, 7, 4), True, 0.1, 2, True, True, True, True),
+        ((1, 6, 3, 3), False, 0.0, -1, False, True, True, False),
+        ((2, 5, 3, 3), False, 0.0, -1, True, False, False, True),
+        ((0, 5, 3, 3), False, 0.0, -1, True, True, True, False),
+    ]:
+        p = torch.randn(shape, generator=gen, requires_grad=need_grad)
+        g = torch.randn(shape, generator=gen)
+        w = torch.rand(shape[:3], generator=gen) if weighted else None
+        args = (p, g, w, margin, window, spatial, temporal, need_grad, need_active)
+        torch.library.opcheck(torch.ops.repose.depth_rank_hinge.default, args)
+        if need_grad:
+            ss, ts, sg, tg = torch.ops.repose.depth_rank_hinge(*args)
+            grads = (torch.randn_like(ss) if spatial else None, torch.randn_like(ts) if temporal else None)
+            torch.library.opcheck(
+                torch.ops.repose.depth_rank_hinge_backward.default, (*grads, sg, tg, list(shape))
+            )
+
+
+def test_depth_op_errors():
+    op = torch.ops.repose.depth_rank_hinge
+    p = torch.randn(2, 5, 4, 3)
+    with pytest.raises(RuntimeError, match=r"pred must have shape \(B, T, J, 3\)"):
+        op(torch.randn(2, 5, 4, 2), torch.randn(2, 5, 4, 2), None, 0.0, -1, True, True, True, False)
+    with pytest.raises(RuntimeError, match="gt must have the shape of pred"):
+        op(p, torch.randn(2, 5, 4), None, 0.0, -1, True, True, True, False)
+    with pytest.raises(RuntimeError, match="weight must have shape"):
+        op(p, p, torch.rand(2, 5, 3), 0.0, -1, True, True, True, False)
+    with pytest.raises(RuntimeError, match="gt must have dtype"):
+        op(p, p.double(), None, 0.0, -1, True, True, True, False)
+    ss, ts, sg, tg = op(p, p, None, 0.0, -1, True, True, False, False)
+    with pytest.raises(RuntimeError, match="need_grad=False"):
+        torch.ops.repose.depth_rank_hinge_backward(torch.ones_like(ss), None, sg, tg, [2, 5, 4, 3])
 
 
 def test_mean_of_none_is_mean():

@@ -193,9 +193,9 @@ REPOSE_AVX512_INLINE void lanes(const SeriesArgs<T>& a, int64_t block_begin, int
   for (int64_t b = block_begin; b < block_end; ++b) {
     const int64_t s0 = b * L;
     const int64_t lanes_used = a.s - s0 < L ? a.s - s0 : L;
-    transpose_in<T, T, L>(a.p + s0 * n, n, lanes_used, P);
-    transpose_in<T, T, L>(a.g + s0 * n, n, lanes_used, G);
-    if constexpr (kW) transpose_in<T, Acc, L>(a.w + s0 * n, n, lanes_used, W);
+    transpose_in<T, T, L>(a.p, a.lp, s0, n, lanes_used, P);
+    transpose_in<T, T, L>(a.g, a.lg, s0, n, lanes_used, G);
+    if constexpr (kW) transpose_in<T, Acc, L>(a.w, a.lw, s0, n, lanes_used, W);
     std::memset(A, 0, sizeof(Acc) * n * L);
 
     double vio_lane[L], act_lane[L];
@@ -421,10 +421,12 @@ REPOSE_AVX512_INLINE void rows(const SeriesArgs<T>& a, int64_t s_begin, int64_t 
   int32_t* bucket = order + np;
   const typename X::V mv = X::set1(a.margin);
 
+  T* gather = dense_rows_gather<T>(scratch, n);
+
   for (int64_t s = s_begin; s < s_end; ++s) {
-    const T* ps = a.p + s * n;
-    const T* gs = a.g + s * n;
-    const T* ws = kW ? a.w + s * n : nullptr;
+    const T* ps = series_row(a.p, a.lp, s, n, gather);
+    const T* gs = series_row(a.g, a.lg, s, n, gather + np);
+    const T* ws = kW ? series_row(a.w, a.lw, s, n, gather + 2 * np) : nullptr;
     int32_t bucket_start[kBuckets + 2] = {};
     int64_t live = n;  // elements that take part (all but ground-truth NaNs when bucketed)
     if (bucketed) {

@@ -54,12 +54,15 @@ inline __attribute__((always_inline)) void pair_lane(T pk, T gk, Acc wk, T pl, T
   }
 }
 
-// out[k * L + i] = src[i * n + k] for the first `lanes` rows of src, 0 for the other lanes
-// (a zero ground truth everywhere: an unused lane has no pairs).
+// out[k * L + i] = element k of series s0 + i (layout l of base) for the first `lanes`
+// series, 0 for the other lanes (a zero ground truth everywhere: an unused lane has no pairs).
 template <typename T, typename Out, int L>
-inline __attribute__((always_inline)) void transpose_in(const T* src, int64_t n, int64_t lanes, Out* out) {
+inline __attribute__((always_inline)) void transpose_in(const T* base, const SeriesLayout& l, int64_t s0, int64_t n,
+                                                        int64_t lanes, Out* out) {
+  const int64_t step = l.stride();
   for (int64_t i = 0; i < lanes; ++i) {
-    for (int64_t k = 0; k < n; ++k) out[k * L + i] = Out(src[i * n + k]);
+    const T* src = base + l.start(s0 + i, n);
+    for (int64_t k = 0; k < n; ++k) out[k * L + i] = Out(src[k * step]);
   }
   for (int64_t i = lanes; i < L; ++i) {
     for (int64_t k = 0; k < n; ++k) out[k * L + i] = Out(0);
@@ -91,9 +94,9 @@ inline __attribute__((always_inline)) void dense_lanes(const SeriesArgs<T>& a, i
     const int64_t s0 = b * L;
     const int64_t lanes = a.s - s0 < L ? a.s - s0 : L;
     // Transpose the block in; unused lanes get zeros (equal ground truth: no pairs).
-    transpose_in<T, T, L>(a.p + s0 * n, n, lanes, P);
-    transpose_in<T, T, L>(a.g + s0 * n, n, lanes, G);
-    if constexpr (kW) transpose_in<T, Acc, L>(a.w + s0 * n, n, lanes, W);
+    transpose_in<T, T, L>(a.p, a.lp, s0, n, lanes, P);
+    transpose_in<T, T, L>(a.g, a.lg, s0, n, lanes, G);
+    if constexpr (kW) transpose_in<T, Acc, L>(a.w, a.lw, s0, n, lanes, W);
     std::memset(A, 0, sizeof(Acc) * n * L);
     Acc vio[L] = {}, act[L] = {};
 
@@ -134,13 +137,27 @@ constexpr int64_t dense_rows_padded(int64_t n) {
   return (n + 2 * L - 1) / L * L;
 }
 
-// Bytes of scratch the row kernels (portable and AVX-512) need for series of n elements.
-template <typename T, bool kW>
-constexpr int64_t dense_rows_scratch(int64_t n) {
+// Bytes of the row kernels' (portable and AVX-512) own arrays for series of n elements.
+template <typename T>
+constexpr int64_t dense_rows_arrays(int64_t n) {
   constexpr int64_t L = DenseTraits<T>::kLanes;
   const int64_t np = dense_rows_padded<T>(n);
-  return np * (2 * int64_t(sizeof(T)) + 4 * int64_t(sizeof(double)) + 2 * int64_t(sizeof(int32_t))) +
-         (L + 1) * int64_t(sizeof(double)) + 64;
+  const int64_t bytes = np * (2 * int64_t(sizeof(T)) + 4 * int64_t(sizeof(double)) + 2 * int64_t(sizeof(int32_t))) +
+                        (L + 1) * int64_t(sizeof(double)) + 64;
+  return (bytes + 63) / 64 * 64;
+}
+
+// Bytes of scratch the row kernels need: their arrays, then three rows of np elements
+// that series_row gathers strided series into (p, g, w).
+template <typename T, bool kW>
+constexpr int64_t dense_rows_scratch(int64_t n) {
+  return dense_rows_arrays<T>(n) + 3 * dense_rows_padded<T>(n) * int64_t(sizeof(T));
+}
+
+// The three gather rows of a row kernel's scratch: [0, np) p, [np, 2 np) g, [2 np, 3 np) w.
+template <typename T>
+inline T* dense_rows_gather(void* scratch, int64_t n) {
+  return reinterpret_cast<T*>(static_cast<char*>(scratch) + dense_rows_arrays<T>(n));
 }
 
 // Series [s_begin, s_end), one at a time; lanes run over the partners l of element k.
@@ -156,13 +173,17 @@ inline __attribute__((always_inline)) void dense_rows(const SeriesArgs<T>& a, in
   Acc* W = reinterpret_cast<Acc*>(G + n + L);  // [n + L], only when kW
   Acc* A = W + (kW ? n + L : 0);               // [n + L]
 
+  T* gather = dense_rows_gather<T>(scratch, n);
+  const int64_t np = dense_rows_padded<T>(n);
+
   for (int64_t s = s_begin; s < s_end; ++s) {
-    const T* ps = a.p + s * n;
-    const T* gs = a.g + s * n;
+    const T* ps = series_row(a.p, a.lp, s, n, gather);
+    const T* gs = series_row(a.g, a.lg, s, n, gather + np);
+    const T* ws = kW ? series_row(a.w, a.lw, s, n, gather + 2 * np) : nullptr;
     for (int64_t k = 0; k < n; ++k) {
       P[k] = ps[k];
       G[k] = gs[k];
-      if constexpr (kW) W[k] = Acc(a.w[s * n + k]);
+      if constexpr (kW) W[k] = Acc(ws[k]);
     }
     for (int64_t k = n; k < n + L; ++k) {
       P[k] = T(0);
@@ -207,7 +228,7 @@ inline __attribute__((always_inline)) void dense_rows(const SeriesArgs<T>& a, in
       }
     }
 
-    finish_series<T, Acc>(ps, kW ? a.w + s * n : nullptr, A, 1, n, m, v, c, a.grad ? a.grad + s * n : nullptr,
+    finish_series<T, Acc>(ps, ws, A, 1, n, m, v, c, a.grad ? a.grad + s * n : nullptr,
                           a.loss + s, a.active ? a.active + s : nullptr);
   }
 }

@@ -93,8 +93,8 @@ inline __attribute__((always_inline)) void lanes(const SeriesArgs<T>& a, int64_t
     const int64_t s0 = b * L;
     if (s0 >= a.s) break;
     const int64_t lanes_used = a.s - s0 < L ? a.s - s0 : L;
-    transpose_in<T, T, L>(a.p + s0 * n, n, lanes_used, P);
-    transpose_in<T, T, L>(a.g + s0 * n, n, lanes_used, G);
+    transpose_in<T, T, L>(a.p, a.lp, s0, n, lanes_used, P);
+    transpose_in<T, T, L>(a.g, a.lg, s0, n, lanes_used, G);
     std::memset(A, 0, sizeof(Acc) * n * L);
     I vio = splat<I>(Acc(0)), act = splat<I>(Acc(0));
     for (int64_t k = 0; k < n; ++k) {
@@ -139,10 +139,12 @@ inline __attribute__((always_inline)) void rows(const SeriesArgs<T>& a, int64_t 
   I iota;
   for (int i = 0; i < L; ++i) iota[i] = Acc(i);
 
+  T* gather = dense_rows_gather<T>(scratch, n);
+
   for (int64_t s = s_begin; s < s_end; ++s) {
-    const T* ps = a.p + s * n;
+    const T* ps = series_row(a.p, a.lp, s, n, gather);
     std::memcpy(P, ps, sizeof(T) * n);
-    std::memcpy(G, a.g + s * n, sizeof(T) * n);
+    std::memcpy(G, series_row(a.g, a.lg, s, n, gather + np), sizeof(T) * n);
     for (int64_t i = n; i < n + L; ++i) P[i] = T(0), G[i] = nan;
     std::memset(A, 0, sizeof(Acc) * (n + L));
     int64_t vio = 0, act = 0;

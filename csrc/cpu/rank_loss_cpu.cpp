@@ -8,6 +8,7 @@
 // margin included) and are deterministic: per-series results do not depend on threads.
 
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -58,45 +59,39 @@ void check_series(const at::Tensor& t, const char* op, const char* name, const a
   TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
 }
 
-template <Algo kAlgo>
-std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const at::Tensor& gt,
-                                                  const std::optional<at::Tensor>& weight, double margin,
-                                                  int64_t window, bool need_grad, bool need_active) {
-  const char* op = kAlgo == Algo::kAuto    ? "repose::rank_hinge"
-                   : kAlgo == Algo::kDense ? "repose::rank_hinge_dense"
-                                           : "repose::rank_hinge_sorted";
-  TORCH_CHECK(pred.scalar_type() == at::kFloat || pred.scalar_type() == at::kDouble, op,
-              " (cpu): pred must be float32 or float64; got ", pred.scalar_type());
-  check_series(pred, op, "pred", pred);
-  check_series(gt, op, "gt", pred);
-  if (weight.has_value()) check_series(*weight, op, "weight", pred);
-  const int64_t S = pred.size(0), N = pred.size(1);
-  TORCH_CHECK(N < (int64_t(1) << 31), op, ": series must have fewer than 2^31 elements; got ", N);
-
-  at::Tensor stats = at::zeros({S, 2}, pred.options());
-  at::Tensor grad = need_grad ? at::empty({S, N}, pred.options()) : at::empty({0}, pred.options());
+// S series of N elements read through layouts of the data of p, g and w (w may be
+// undefined): runs the algorithm `algo` picks and returns rank_hinge's (stats, grad).
+std::tuple<at::Tensor, at::Tensor> run_series(Algo algo, const at::Tensor& p, const at::Tensor& g,
+                                              const at::Tensor& w, cpu::SeriesLayout lp, cpu::SeriesLayout lg,
+                                              cpu::SeriesLayout lw, int64_t S, int64_t N, double margin,
+                                              int64_t window, bool need_grad, bool need_active) {
+  at::Tensor stats = at::zeros({S, 2}, p.options());
+  at::Tensor grad = need_grad ? at::empty({S, N}, p.options()) : at::empty({0}, p.options());
   if (S == 0 || N == 0) {
     if (need_grad) grad.zero_();
     return {stats, grad};
   }
   std::vector<double> loss(S), active(need_active ? S : 0);
   const bool no_window = window < 0 || window >= N - 1;
-  const Algo algo = kAlgo == Algo::kAuto ? algo_from_env() : kAlgo;
+  if (algo == Algo::kAuto) algo = algo_from_env();
   const cpu::Isa isa = cpu::active_isa();
   const bool sorted =
-      algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= sorted_min_n(isa, weight.has_value()));
+      algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= sorted_min_n(isa, w.defined()));
 
-  AT_DISPATCH_FLOATING_TYPES(pred.scalar_type(), "rank_hinge_cpu", [&] {
-    cpu::SeriesArgs<scalar_t> args{pred.data_ptr<scalar_t>(),
-                                   gt.data_ptr<scalar_t>(),
-                                   weight.has_value() ? weight->data_ptr<scalar_t>() : nullptr,
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "rank_hinge_cpu", [&] {
+    cpu::SeriesArgs<scalar_t> args{p.data_ptr<scalar_t>(),
+                                   g.data_ptr<scalar_t>(),
+                                   w.defined() ? w.data_ptr<scalar_t>() : nullptr,
                                    S,
                                    N,
                                    no_window ? -1 : window,
                                    static_cast<scalar_t>(margin),
                                    need_grad ? grad.data_ptr<scalar_t>() : nullptr,
                                    loss.data(),
-                                   need_active ? active.data() : nullptr};
+                                   need_active ? active.data() : nullptr,
+                                   lp,
+                                   lg,
+                                   lw};
     if (sorted) {
       cpu::sorted_rank_hinge<scalar_t>(args, isa);
     } else {
@@ -111,9 +106,138 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
   return {stats, grad};
 }
 
+template <Algo kAlgo>
+std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const at::Tensor& gt,
+                                                  const std::optional<at::Tensor>& weight, double margin,
+                                                  int64_t window, bool need_grad, bool need_active) {
+  const char* op = kAlgo == Algo::kAuto    ? "repose::rank_hinge"
+                   : kAlgo == Algo::kDense ? "repose::rank_hinge_dense"
+                                           : "repose::rank_hinge_sorted";
+  TORCH_CHECK(pred.scalar_type() == at::kFloat || pred.scalar_type() == at::kDouble, op,
+              " (cpu): pred must be float32 or float64; got ", pred.scalar_type());
+  check_series(pred, op, "pred", pred);
+  check_series(gt, op, "gt", pred);
+  if (weight.has_value()) check_series(*weight, op, "weight", pred);
+  const int64_t S = pred.size(0), N = pred.size(1);
+  TORCH_CHECK(N < (int64_t(1) << 31), op, ": series must have fewer than 2^31 elements; got ", N);
+  return run_series(kAlgo, pred, gt, weight.has_value() ? *weight : at::Tensor(), {}, {}, {}, S, N, margin, window,
+                    need_grad, need_active);
+}
+
+// The depths of a (B, T, J, 3) pose tensor (a strided view of channel 2), or the
+// (B, T, J) depth tensor itself.
+at::Tensor depth_of(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() == 3 || (t.dim() == 4 && t.size(3) == 3), "repose::depth_rank_hinge: ", name,
+              " must have shape (B, T, J, 3) or depths (B, T, J); got ", t.sizes());
+  return t.dim() == 4 ? t.select(3, 2) : t;
+}
+
+// Series of a strided (B, T, J) tensor: along J (spatial, series b*T + t) or along T
+// (temporal, series b*J + j).
+cpu::SeriesLayout along_joints(const at::Tensor& t) { return {t.size(1), t.stride(0), t.stride(1), t.stride(2)}; }
+cpu::SeriesLayout along_frames(const at::Tensor& t) { return {t.size(2), t.stride(0), t.stride(2), t.stride(1)}; }
+
+// Both terms of the RePOSE loss straight from the poses: the kernels read the series
+// through strided layouts of the depth views (no copies of pred or gt).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> depth_rank_hinge_cpu(
+    const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& weight, double margin,
+    int64_t window, bool spatial, bool temporal, bool need_grad, bool need_active) {
+  const char* op = "repose::depth_rank_hinge";
+  TORCH_CHECK(pred.device().is_cpu() && gt.device().is_cpu(), op, " (cpu): pred and gt must be CPU tensors; got ",
+              pred.device(), " and ", gt.device());
+  TORCH_CHECK(pred.scalar_type() == at::kFloat || pred.scalar_type() == at::kDouble, op,
+              " (cpu): pred must be float32 or float64; got ", pred.scalar_type());
+  TORCH_CHECK(gt.sizes() == pred.sizes(), op, ": gt must have the shape of pred ", pred.sizes(), "; got ",
+              gt.sizes());
+  TORCH_CHECK(gt.scalar_type() == pred.scalar_type(), op, ": gt must have dtype ", pred.scalar_type(),
+              " like pred; got ", gt.scalar_type());
+  const at::Tensor zp = depth_of(pred, "pred"), zg = depth_of(gt, "gt");
+  at::Tensor w;
+  if (weight.has_value()) {
+    w = *weight;
+    TORCH_CHECK(w.device().is_cpu(), op, " (cpu): weight must be a CPU tensor; got ", w.device());
+    TORCH_CHECK(w.sizes() == zp.sizes(), op, ": weight must have shape (B, T, J) = ", zp.sizes(), "; got ",
+                w.sizes());
+    TORCH_CHECK(w.scalar_type() == pred.scalar_type(), op, ": weight must have dtype ", pred.scalar_type(),
+                " like pred; got ", w.scalar_type());
+  }
+  const int64_t B = zp.size(0), T = zp.size(1), J = zp.size(2);
+  TORCH_CHECK(T < (int64_t(1) << 31), op, ": series must have fewer than 2^31 elements; got T = ", T);
+  // A term that is off returns empty tensors (distinct ones: outputs must not alias).
+  at::Tensor spatial_stats = at::zeros({0, 2}, pred.options()), spatial_grad = at::empty({0}, pred.options());
+  at::Tensor temporal_stats = at::zeros({0, 2}, pred.options()), temporal_grad = at::empty({0}, pred.options());
+  if (spatial) {
+    std::tie(spatial_stats, spatial_grad) =
+        run_series(Algo::kAuto, zp, zg, w, along_joints(zp), along_joints(zg), w.defined() ? along_joints(w) : cpu::SeriesLayout{},
+                   B * T, J, margin, -1, need_grad, need_active);
+  }
+  if (temporal) {
+    std::tie(temporal_stats, temporal_grad) =
+        run_series(Algo::kAuto, zp, zg, w, along_frames(zp), along_frames(zg), w.defined() ? along_frames(w) : cpu::SeriesLayout{},
+                   B * J, T, margin, window, need_grad, need_active);
+  }
+  return {spatial_stats, temporal_stats, spatial_grad, temporal_grad};
+}
+
+// d loss / d pred = sum over series of (upstream gradient of the series' hinge sum) x
+// (its saved gradient), written in pred's shape in one pass.
+at::Tensor depth_rank_hinge_backward_cpu(const std::optional<at::Tensor>& grad_spatial_stats,
+                                         const std::optional<at::Tensor>& grad_temporal_stats,
+                                         const at::Tensor& spatial_grad, const at::Tensor& temporal_grad,
+                                         at::IntArrayRef pred_shape) {
+  const char* op = "repose::depth_rank_hinge_backward";
+  TORCH_CHECK(pred_shape.size() == 3 || (pred_shape.size() == 4 && pred_shape[3] == 3), op,
+              ": pred_shape must be (B, T, J, 3) or (B, T, J); got ", pred_shape);
+  const int64_t B = pred_shape[0], T = pred_shape[1], J = pred_shape[2];
+  const bool pose = pred_shape.size() == 4;
+  // Column 0 of each stats gradient (the hinge sums; the active counts have no gradient).
+  auto column = [&](const std::optional<at::Tensor>& g, const at::Tensor& saved, int64_t series, int64_t n,
+                    const char* name) -> at::Tensor {
+    if (!g.has_value()) return at::Tensor();
+    TORCH_CHECK(g->dim() == 2 && g->size(0) == series && g->size(1) == 2, op, ": ", name,
+                " must have shape (", series, ", 2); got ", g->sizes());
+    TORCH_CHECK(saved.numel() == series * n, op, ": the saved gradient of ", name, " has ", saved.numel(),
+                " elements, expected ", series * n, " (was the loss computed with need_grad=False?)");
+    return g->select(1, 0).to(saved.scalar_type()).contiguous();
+  };
+  const at::Tensor a = column(grad_spatial_stats, spatial_grad, B * T, J, "grad_spatial_stats");
+  const at::Tensor c = column(grad_temporal_stats, temporal_grad, B * J, T, "grad_temporal_stats");
+  const at::Tensor sg = spatial_grad.contiguous(), tg = temporal_grad.contiguous();
+  at::Tensor out = at::empty(pred_shape, spatial_grad.options());
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "depth_rank_hinge_backward_cpu", [&] {
+    const scalar_t* as = a.defined() ? a.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* cs = c.defined() ? c.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* sp = as ? sg.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* tp = cs ? tg.data_ptr<scalar_t>() : nullptr;
+    scalar_t* o = out.data_ptr<scalar_t>();
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        for (int64_t t = 0; t < T; ++t) {
+          const int64_t bt = b * T + t;
+          for (int64_t j = 0; j < J; ++j) {
+            scalar_t v = 0;
+            if (as != nullptr) v += as[bt] * sp[bt * J + j];
+            if (cs != nullptr) v += cs[b * J + j] * tp[(b * J + j) * T + t];
+            if (pose) {
+              o[(bt * J + j) * 3] = 0;
+              o[(bt * J + j) * 3 + 1] = 0;
+              o[(bt * J + j) * 3 + 2] = v;
+            } else {
+              o[bt * J + j] = v;
+            }
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(repose, CPU, m) {
+  m.impl("depth_rank_hinge", &depth_rank_hinge_cpu);
+  m.impl("depth_rank_hinge_backward", &depth_rank_hinge_backward_cpu);
   m.impl("rank_hinge", &rank_hinge_cpu<Algo::kAuto>);
   m.impl("rank_hinge_dense", &rank_hinge_cpu<Algo::kDense>);
   m.impl("rank_hinge_sorted", &rank_hinge_cpu<Algo::kSorted>);

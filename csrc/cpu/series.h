@@ -24,11 +24,24 @@
 namespace repose {
 namespace cpu {
 
+// Where series s of a buffer lives. Row-major (S, N) by default; otherwise series
+// s = q * inner + r starts at q * outer + r * inner_stride and its elements are `step`
+// apart: e.g. the joints of each frame or the frames of each joint read straight out of
+// a strided (B, T, J) depth view (the z channel of (B, T, J, 3) poses).
+struct SeriesLayout {
+  int64_t inner = 0;  // 0: row-major (S, N); the fields below are then unused
+  int64_t outer = 0, inner_stride = 0, step = 1;
+  int64_t start(int64_t s, int64_t n) const {
+    return inner == 0 ? s * n : (s / inner) * outer + (s % inner) * inner_stride;
+  }
+  int64_t stride() const { return inner == 0 ? 1 : step; }
+};
+
 template <typename T>
 struct SeriesArgs {
-  const T* p;        // (S, N) predicted depths, row-major
-  const T* g;        // (S, N) ground-truth depths
-  const T* w;        // (S, N) weights, or nullptr
+  const T* p;        // (S, N) predicted depths (layout lp)
+  const T* g;        // (S, N) ground-truth depths (layout lg)
+  const T* w;        // (S, N) weights (layout lw), or nullptr
   int64_t s;         // number of series
   int64_t n;         // elements per series
   int64_t window;    // < 0: every pair; else only pairs with |k - l| <= window
@@ -36,7 +49,19 @@ struct SeriesArgs {
   T* grad;           // (S, N) d loss_s / d p, or nullptr
   double* loss;      // (S) weighted hinge sum of each series
   double* active;    // (S) weighted count of pairs with g_k < g_l, or nullptr
+  SeriesLayout lp = {}, lg = {}, lw = {};
 };
+
+// Series s of `base` (layout l) as a contiguous row of n: the row itself when its
+// elements are adjacent, else a copy in `buf`.
+template <typename T>
+inline const T* series_row(const T* base, const SeriesLayout& l, int64_t s, int64_t n, T* buf) {
+  const T* src = base + l.start(s, n);
+  const int64_t step = l.stride();
+  if (step == 1) return src;
+  for (int64_t k = 0; k < n; ++k) buf[k] = src[k * step];
+  return buf;
+}
 
 // Writes the gradient, loss and active count of one series from its A_j (stride
 // `stride` apart in `a`), V and active count. p and w point at the series' row.

@@ -224,10 +224,11 @@ void sorted_run(const SeriesArgs<T>& a, Isa isa) {
   const int64_t grain = cost >= 262144 ? 1 : 262144 / cost;
   at::parallel_for(0, a.s, grain, [&](int64_t b, int64_t e) {
     SortedScratch<T, kW> sc;
+    std::vector<T> gather(3 * n);  // strided series are copied here
     for (int64_t s = b; s < e; ++s) {
-      const T* p = a.p + s * n;
-      const T* g = a.g + s * n;
-      const T* w = kW ? a.w + s * n : nullptr;
+      const T* p = series_row(a.p, a.lp, s, n, gather.data());
+      const T* g = series_row(a.g, a.lg, s, n, gather.data() + n);
+      const T* w = kW ? series_row(a.w, a.lw, s, n, gather.data() + 2 * n) : nullptr;
       T* grad = a.grad ? a.grad + s * n : nullptr;
       double* act = a.active ? a.active + s : nullptr;
       if (!all_sortable(p, g, n)) {  // NaN/inf: the dense loop keeps the reference's semantics
