@@ -14,12 +14,14 @@
 // repose::depth_rank_hinge computes both terms of the RePOSE loss straight from the
 // poses (CPU): pred and gt are (B, T, J, 3) poses (depth = channel 2) or (B, T, J)
 // depths, any strides; weight is (B, T, J) or None. Its series are the J joints of
-// each frame (spatial, series b*T + t) and, with `window`, the T frames of each joint
-// (temporal, series b*J + j). It returns the stats of rank_hinge for each term that is
-// on ((0, 2) for a term that is off) and the per-series gradients it saves for
-// backward: spatial (B*T, J), temporal (B*J, T) (shape (0,) when off or !need_grad).
+// each frame (spatial) and, with `window`, the T frames of each joint (temporal). For
+// each term that is on it returns the stats of rank_hinge summed over each sample,
+// (B, 2), and the gradient it saves for backward: d stats[b, 0] / d pred_z as
+// spatial and temporal (B, T, J). A term that is off, or a gradient that is not
+// needed, comes back empty ((0, 2), (0,)).
 // repose::depth_rank_hinge_backward turns the upstream gradients of the two stats into
-// d loss / d pred of shape pred_shape in one pass (zeros in channels 0 and 1).
+// d loss / d pred in one pass: (B, T, J, 3) with zeros in channels 0 and 1 when `pose`,
+// else (B, T, J).
 //
 // The device implementations live in cpu/ and cuda/; the autograd formulas and the
 // fake (meta) implementations are registered from Python (repose_ext/_ops.py).
@@ -54,5 +56,5 @@ TORCH_LIBRARY(repose, m) {
       "Tensor spatial_grad, Tensor temporal_grad)");
   m.def(
       "depth_rank_hinge_backward(Tensor? grad_spatial_stats, Tensor? grad_temporal_stats, Tensor spatial_grad, "
-      "Tensor temporal_grad, SymInt[] pred_shape) -> Tensor");
+      "Tensor temporal_grad, bool pose) -> Tensor");
 }

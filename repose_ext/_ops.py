@@ -6,8 +6,10 @@ scales that saved gradient, so backward launches nothing. Other backends' ops (T
 reuse :func:`register_rank_hinge_autograd`.
 
 ``repose::depth_rank_hinge`` (CPU) computes both terms straight from the poses and saves
-the per-series gradients; its backward op writes d loss / d pred in pred's shape in one
-pass, so no (B, T, J, 3) zero-fills, copies or sums are left to autograd.
+their gradients; its autograd is registered in C++ (csrc/rank_loss_autograd.cpp) and its
+backward op writes d loss / d pred in pred's shape in one pass, so no (B, T, J, 3)
+zero-fills, copies or sums are left to autograd. Their fake impls are here, with the
+double-backward formula of the backward op.
 """
 
 from __future__ import annotations
@@ -57,39 +59,17 @@ def register_rank_hinge_autograd(op) -> None:
 
 def depth_rank_hinge_fake(pred, gt, weight, margin, window, spatial, temporal, need_grad, need_active):
     b, t, j = pred.shape[:3]
-    return (  # a term that is off gets empty tensors
-        pred.new_empty((b * t, 2) if spatial else (0, 2)),
-        pred.new_empty((b * j, 2) if temporal else (0, 2)),
-        pred.new_empty((b * t, j) if spatial and need_grad else (0,)),
-        pred.new_empty((b * j, t) if temporal and need_grad else (0,)),
+    return (  # a term that is off, or a gradient that is not needed, comes back empty
+        pred.new_empty((b, 2) if spatial else (0, 2)),
+        pred.new_empty((b, 2) if temporal else (0, 2)),
+        pred.new_empty((b, t, j) if spatial and need_grad else (0,)),
+        pred.new_empty((b, t, j) if temporal and need_grad else (0,)),
     )
 
 
-def depth_rank_hinge_backward_fake(grad_spatial_stats, grad_temporal_stats, spatial_grad, temporal_grad, pred_shape):
-    return spatial_grad.new_empty(pred_shape)
-
-
-def _depth_setup_context(ctx, inputs, output):
-    ctx.pred_shape = inputs[0].shape
-    ctx.spatial, ctx.temporal, ctx.need_grad = inputs[5], inputs[6], inputs[7]
-    ctx.save_for_backward(output[2], output[3])
-
-
-def _depth_backward(ctx, grad_spatial_stats, grad_temporal_stats, _grad_sg, _grad_tg):
-    if not ctx.need_grad:
-        raise RuntimeError(
-            "repose rank loss: backward was called on a loss computed with need_grad=False; "
-            "compute the loss with autograd enabled and pred.requires_grad=True"
-        )
-    spatial_grad, temporal_grad = ctx.saved_tensors
-    grad = torch.ops.repose.depth_rank_hinge_backward(
-        grad_spatial_stats if ctx.spatial else None,
-        grad_temporal_stats if ctx.temporal else None,
-        spatial_grad,
-        temporal_grad,
-        ctx.pred_shape,
-    )
-    return grad, None, None, None, None, None, None, None, None
+def depth_rank_hinge_backward_fake(grad_spatial_stats, grad_temporal_stats, spatial_grad, temporal_grad, pose):
+    shape = (spatial_grad if grad_spatial_stats is not None else temporal_grad).shape  # (B, T, J)
+    return spatial_grad.new_empty((*shape, 3) if pose else shape)
 
 
 def _depth_backward_setup_context(ctx, inputs, output):
@@ -101,14 +81,11 @@ def _depth_backward_backward(ctx, grad_out):
     """The backward op is linear in the stats gradients (double backward, e.g. create_graph)."""
     spatial_grad, temporal_grad = ctx.saved_tensors
     gz = grad_out[..., 2] if grad_out.dim() == 4 else grad_out  # (B, T, J)
-    b, t, j = gz.shape
     grads = [None, None]
-    if ctx.has_spatial:
-        col = (gz.reshape(b * t, j) * spatial_grad).sum(dim=1, keepdim=True)
-        grads[0] = torch.cat([col, torch.zeros_like(col)], dim=1)
-    if ctx.has_temporal:
-        col = (gz.transpose(1, 2).reshape(b * j, t) * temporal_grad).sum(dim=1, keepdim=True)
-        grads[1] = torch.cat([col, torch.zeros_like(col)], dim=1)
+    for i, (on, saved) in enumerate(((ctx.has_spatial, spatial_grad), (ctx.has_temporal, temporal_grad))):
+        if on:
+            col = (gz * saved).sum(dim=(1, 2))
+            grads[i] = torch.stack([col, torch.zeros_like(col)], dim=1)
     return grads[0], grads[1], None, None, None
 
 
@@ -117,7 +94,6 @@ if _C is not None:
     register_rank_hinge_autograd(OP_NAME)
     torch.library.register_fake(DEPTH_OP)(depth_rank_hinge_fake)
     torch.library.register_fake(DEPTH_BACKWARD_OP)(depth_rank_hinge_backward_fake)
-    torch.library.register_autograd(DEPTH_OP, _depth_backward, setup_context=_depth_setup_context)
     torch.library.register_autograd(
         DEPTH_BACKWARD_OP, _depth_backward_backward, setup_context=_depth_backward_setup_context
     )

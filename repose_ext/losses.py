@@ -89,29 +89,26 @@ def _pair_weight(w: torch.Tensor, dim: int, window: Optional[int]) -> torch.Tens
 
 
 def _reduce(stats, w, dim, window, reduction, shape):
-    """The reduction of one term from its per-series stats (S, 2): the series run along
-    ``dim`` (2: joints, 1: frames) of the (B, T, J) depths, S = B * X."""
-    loss_series = stats[:, 0]
+    """The reduction of one term from its per-sample stats (B, 2) (hinge sum, active
+    count): the series run along ``dim`` (2: joints, 1: frames) of the (B, T, J) depths."""
+    loss_sample = stats[:, 0]
     if reduction == "sum":
-        return loss_series.sum()
+        return loss_sample.sum()
     if reduction == "active":
-        return _safe_div(loss_series.sum(), stats[:, 1].sum())
+        return _safe_div(loss_sample.sum(), stats[:, 1].sum())
     per_sample = reduction == "none"
-    batch, x = shape[0], shape[3 - dim]
     if w is None:  # the same number of pairs in every series
-        den = x * (1 if per_sample else batch) * _pair_count(shape[dim], window)
-        if per_sample:
-            return loss_series.view(batch, x).sum(dim=1) / den if den > 0 else loss_series.new_zeros(batch)
-        return loss_series.sum() / den if den > 0 else loss_series.sum() * 0
-    pair_w = _pair_weight(w, dim, window)  # (B, X)
-    if per_sample:
-        return _safe_div(loss_series.view(batch, x).sum(dim=1), pair_w.sum(dim=1))
-    return _safe_div(loss_series.sum(), pair_w.sum())
+        den = shape[3 - dim] * (1 if per_sample else shape[0]) * _pair_count(shape[dim], window)
+        if den == 0:
+            return loss_sample * 0 if per_sample else loss_sample.sum() * 0
+        return loss_sample / den if per_sample else loss_sample.sum() / den
+    pair_w = _pair_weight(w, dim, window).sum(dim=1)  # (B,)
+    return _safe_div(loss_sample, pair_w) if per_sample else _safe_div(loss_sample.sum(), pair_w.sum())
 
 
 def _series_stats(op, p, g, w, margin, window, spatial, temporal, need_grad, need_active):
-    """Both terms' stats from an op with the ``repose::rank_hinge`` schema on (S, N) series
-    (the backends without a ``depth_op``)."""
+    """Both terms' per-sample stats from an op with the ``repose::rank_hinge`` schema on
+    (S, N) series (the backends without a ``depth_op``)."""
     zp, zg = reference._depth(p), reference._depth(g)
     out = []
     for on, dim, win in ((spatial, 2, -1), (temporal, 1, window)):
@@ -121,7 +118,8 @@ def _series_stats(op, p, g, w, margin, window, spatial, temporal, need_grad, nee
         n = zp.shape[dim]
         ps, gs = (x.movedim(dim, -1).reshape(-1, n).contiguous() for x in (zp, zg))
         ws = None if w is None else w.movedim(dim, -1).reshape(-1, n).contiguous()
-        out.append(op(ps, gs, ws, margin, win, need_grad, need_active)[0])
+        stats = op(ps, gs, ws, margin, win, need_grad, need_active)[0]
+        out.append(stats.view(zp.shape[0], zp.shape[3 - dim], 2).sum(dim=1))
     return out
 
 

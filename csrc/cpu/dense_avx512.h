@@ -248,7 +248,7 @@ REPOSE_AVX512_INLINE void lanes(const SeriesArgs<T>& a, int64_t block_begin, int
     }
 
     finish_lanes<T, Acc, L>(P, kW ? W : nullptr, A, n, lanes_used, a.margin, vio_lane, act_lane,
-                            a.grad ? a.grad + s0 * n : nullptr, a.loss + s0, a.active ? a.active + s0 : nullptr, G);
+                            a.grad, a.lgrad, s0, a.loss + s0, a.active ? a.active + s0 : nullptr, G);
   }
 }
 
@@ -511,7 +511,7 @@ REPOSE_AVX512_INLINE void rows(const SeriesArgs<T>& a, int64_t s_begin, int64_t 
     } else {
       for (int64_t k = 0; k < n; ++k) A_row[k] = A[k];
     }
-    finish_series<T, Acc>(ps, ws, A_row, 1, n, a.margin, vio, act, a.grad ? a.grad + s * n : nullptr,
+    finish_series<T, Acc>(ps, ws, A_row, 1, n, a.margin, vio, act, a.grad ? a.grad + a.lgrad.start(s, n) : nullptr, a.lgrad.stride(),
                           a.loss + s, a.active ? a.active + s : nullptr);
   }
 }

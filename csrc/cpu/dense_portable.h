@@ -114,7 +114,7 @@ inline __attribute__((always_inline)) void lanes(const SeriesArgs<T>& a, int64_t
     double vio_d[L], act_d[L];
     for (int i = 0; i < L; ++i) vio_d[i] = double(vio[i]), act_d[i] = double(act[i]);
     finish_lanes<T, Acc, L>(P, nullptr, A, n, lanes_used, a.margin, vio_d, act_d,
-                            a.grad ? a.grad + s0 * n : nullptr, a.loss + s0, a.active ? a.active + s0 : nullptr, G);
+                            a.grad, a.lgrad, s0, a.loss + s0, a.active ? a.active + s0 : nullptr, G);
   }
 }
 
@@ -188,7 +188,7 @@ inline __attribute__((always_inline)) void rows(const SeriesArgs<T>& a, int64_t 
     }
     for (int64_t k = 0; k < n; ++k) A[k] += A_row[k];
     finish_series<T, Acc>(ps, nullptr, A, 1, n, a.margin, double(vio), double(act),
-                          a.grad ? a.grad + s * n : nullptr, a.loss + s, a.active ? a.active + s : nullptr);
+                          a.grad ? a.grad + a.lgrad.start(s, n) : nullptr, a.lgrad.stride(), a.loss + s, a.active ? a.active + s : nullptr);
   }
 }
 

@@ -15,6 +15,7 @@
 #include <torch/library.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -59,14 +60,22 @@ void check_series(const at::Tensor& t, const char* op, const char* name, const a
   TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
 }
 
+// Where run_series reads its series and writes their gradient.
+struct Layouts {
+  cpu::SeriesLayout p, g, w, grad;
+  std::vector<int64_t> grad_shape;  // of the gradient tensor (S * N elements)
+};
+
 // S series of N elements read through layouts of the data of p, g and w (w may be
-// undefined): runs the algorithm `algo` picks and returns rank_hinge's (stats, grad).
+// undefined): runs the algorithm `algo` picks and returns rank_hinge's (stats, grad),
+// with the stats summed over `groups` equal runs of consecutive series (in order, in
+// double): (groups, 2); groups = S keeps one row per series.
 std::tuple<at::Tensor, at::Tensor> run_series(Algo algo, const at::Tensor& p, const at::Tensor& g,
-                                              const at::Tensor& w, cpu::SeriesLayout lp, cpu::SeriesLayout lg,
-                                              cpu::SeriesLayout lw, int64_t S, int64_t N, double margin,
-                                              int64_t window, bool need_grad, bool need_active) {
-  at::Tensor stats = at::zeros({S, 2}, p.options());
-  at::Tensor grad = need_grad ? at::empty({S, N}, p.options()) : at::empty({0}, p.options());
+                                              const at::Tensor& w, const Layouts& l, int64_t S, int64_t N,
+                                              int64_t groups, double margin, int64_t window, bool need_grad,
+                                              bool need_active) {
+  at::Tensor stats = at::zeros({groups, 2}, p.options());
+  at::Tensor grad = need_grad ? at::empty(l.grad_shape, p.options()) : at::empty({0}, p.options());
   if (S == 0 || N == 0) {
     if (need_grad) grad.zero_();
     return {stats, grad};
@@ -89,18 +98,25 @@ std::tuple<at::Tensor, at::Tensor> run_series(Algo algo, const at::Tensor& p, co
                                    need_grad ? grad.data_ptr<scalar_t>() : nullptr,
                                    loss.data(),
                                    need_active ? active.data() : nullptr,
-                                   lp,
-                                   lg,
-                                   lw};
+                                   l.p,
+                                   l.g,
+                                   l.w,
+                                   l.grad};
     if (sorted) {
       cpu::sorted_rank_hinge<scalar_t>(args, isa);
     } else {
       cpu::dense_rank_hinge<scalar_t>(args, isa);
     }
     scalar_t* out = stats.data_ptr<scalar_t>();
-    for (int64_t s = 0; s < S; ++s) {
-      out[2 * s] = static_cast<scalar_t>(loss[s]);
-      if (need_active) out[2 * s + 1] = static_cast<scalar_t>(active[s]);
+    const int64_t per_group = S / groups;
+    for (int64_t q = 0; q < groups; ++q) {
+      double l = 0, c = 0;
+      for (int64_t s = q * per_group; s < (q + 1) * per_group; ++s) {
+        l += loss[s];
+        if (need_active) c += active[s];
+      }
+      out[2 * q] = static_cast<scalar_t>(l);
+      out[2 * q + 1] = static_cast<scalar_t>(c);
     }
   });
   return {stats, grad};
@@ -120,8 +136,8 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
   if (weight.has_value()) check_series(*weight, op, "weight", pred);
   const int64_t S = pred.size(0), N = pred.size(1);
   TORCH_CHECK(N < (int64_t(1) << 31), op, ": series must have fewer than 2^31 elements; got ", N);
-  return run_series(kAlgo, pred, gt, weight.has_value() ? *weight : at::Tensor(), {}, {}, {}, S, N, margin, window,
-                    need_grad, need_active);
+  return run_series(kAlgo, pred, gt, weight.has_value() ? *weight : at::Tensor(), Layouts{{}, {}, {}, {}, {S, N}}, S,
+                    N, S, margin, window, need_grad, need_active);
 }
 
 // The depths of a (B, T, J, 3) pose tensor (a strided view of channel 2), or the
@@ -166,67 +182,80 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> depth_rank_hinge_cpu(
   // A term that is off returns empty tensors (distinct ones: outputs must not alias).
   at::Tensor spatial_stats = at::zeros({0, 2}, pred.options()), spatial_grad = at::empty({0}, pred.options());
   at::Tensor temporal_stats = at::zeros({0, 2}, pred.options()), temporal_grad = at::empty({0}, pred.options());
-  if (spatial) {
+  const cpu::SeriesLayout none{};
+  if (spatial) {  // gradient (B, T, J): row-major series
+    const Layouts l{along_joints(zp), along_joints(zg), w.defined() ? along_joints(w) : none, none, {B, T, J}};
     std::tie(spatial_stats, spatial_grad) =
-        run_series(Algo::kAuto, zp, zg, w, along_joints(zp), along_joints(zg), w.defined() ? along_joints(w) : cpu::SeriesLayout{},
-                   B * T, J, margin, -1, need_grad, need_active);
+        run_series(Algo::kAuto, zp, zg, w, l, B * T, J, B, margin, -1, need_grad, need_active);
   }
-  if (temporal) {
+  if (temporal) {  // gradient (B, T, J) too: series b*J + j starts at b*T*J + j, steps of J
+    const Layouts l{along_frames(zp), along_frames(zg), w.defined() ? along_frames(w) : none,
+                    cpu::SeriesLayout{J, T * J, 1, J}, {B, T, J}};
     std::tie(temporal_stats, temporal_grad) =
-        run_series(Algo::kAuto, zp, zg, w, along_frames(zp), along_frames(zg), w.defined() ? along_frames(w) : cpu::SeriesLayout{},
-                   B * J, T, margin, window, need_grad, need_active);
+        run_series(Algo::kAuto, zp, zg, w, l, B * J, T, B, margin, window, need_grad, need_active);
   }
   return {spatial_stats, temporal_stats, spatial_grad, temporal_grad};
 }
 
-// d loss / d pred = sum over series of (upstream gradient of the series' hinge sum) x
-// (its saved gradient), written in pred's shape in one pass.
+// d loss / d pred = sum over samples and terms of (upstream gradient of the sample's
+// hinge sum) x (the saved gradient), written in pred's shape in one pass.
 at::Tensor depth_rank_hinge_backward_cpu(const std::optional<at::Tensor>& grad_spatial_stats,
                                          const std::optional<at::Tensor>& grad_temporal_stats,
-                                         const at::Tensor& spatial_grad, const at::Tensor& temporal_grad,
-                                         at::IntArrayRef pred_shape) {
+                                         const at::Tensor& spatial_grad, const at::Tensor& temporal_grad, bool pose) {
   const char* op = "repose::depth_rank_hinge_backward";
-  TORCH_CHECK(pred_shape.size() == 3 || (pred_shape.size() == 4 && pred_shape[3] == 3), op,
-              ": pred_shape must be (B, T, J, 3) or (B, T, J); got ", pred_shape);
-  const int64_t B = pred_shape[0], T = pred_shape[1], J = pred_shape[2];
-  const bool pose = pred_shape.size() == 4;
-  // Column 0 of each stats gradient (the hinge sums; the active counts have no gradient).
-  auto column = [&](const std::optional<at::Tensor>& g, const at::Tensor& saved, int64_t series, int64_t n,
-                    const char* name) -> at::Tensor {
+  const bool has_s = grad_spatial_stats.has_value(), has_t = grad_temporal_stats.has_value();
+  TORCH_CHECK(has_s || has_t, op, ": needs grad_spatial_stats or grad_temporal_stats");
+  TORCH_CHECK(!has_s || spatial_grad.dim() == 3, op, ": spatial_grad must have shape (B, T, J); got ",
+              spatial_grad.sizes(), " (was the loss computed with need_grad=False?)");
+  TORCH_CHECK(!has_t || temporal_grad.dim() == 3, op, ": temporal_grad must have shape (B, T, J); got ",
+              temporal_grad.sizes(), " (was the loss computed with need_grad=False?)");
+  TORCH_CHECK(!(has_s && has_t) || temporal_grad.sizes() == spatial_grad.sizes(), op,
+              ": temporal_grad must have the shape of spatial_grad ", spatial_grad.sizes(), "; got ",
+              temporal_grad.sizes());
+  const at::Tensor& like = has_s ? spatial_grad : temporal_grad;
+  const int64_t B = like.size(0), TJ = like.size(1) * like.size(2);
+  // Column 0 of each (B, 2) stats gradient (the hinge sums; the active counts have no gradient).
+  auto column = [&](const std::optional<at::Tensor>& g, const char* name) -> at::Tensor {
     if (!g.has_value()) return at::Tensor();
-    TORCH_CHECK(g->dim() == 2 && g->size(0) == series && g->size(1) == 2, op, ": ", name,
-                " must have shape (", series, ", 2); got ", g->sizes());
-    TORCH_CHECK(saved.numel() == series * n, op, ": the saved gradient of ", name, " has ", saved.numel(),
-                " elements, expected ", series * n, " (was the loss computed with need_grad=False?)");
-    return g->select(1, 0).to(saved.scalar_type()).contiguous();
+    TORCH_CHECK(g->dim() == 2 && g->size(0) == B && g->size(1) == 2, op, ": ", name, " must have shape (", B,
+                ", 2); got ", g->sizes());
+    return g->select(1, 0).to(like.scalar_type()).contiguous();
   };
-  const at::Tensor a = column(grad_spatial_stats, spatial_grad, B * T, J, "grad_spatial_stats");
-  const at::Tensor c = column(grad_temporal_stats, temporal_grad, B * J, T, "grad_temporal_stats");
-  const at::Tensor sg = spatial_grad.contiguous(), tg = temporal_grad.contiguous();
-  at::Tensor out = at::empty(pred_shape, spatial_grad.options());
+  const at::Tensor a = column(grad_spatial_stats, "grad_spatial_stats");
+  const at::Tensor c = column(grad_temporal_stats, "grad_temporal_stats");
+  const at::Tensor sg = has_s ? spatial_grad.contiguous() : spatial_grad;
+  const at::Tensor tg = has_t ? temporal_grad.contiguous() : temporal_grad;
+  std::vector<int64_t> shape(like.sizes().begin(), like.sizes().end());
+  if (pose) shape.push_back(3);
+  at::Tensor out = at::empty(shape, like.options());
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "depth_rank_hinge_backward_cpu", [&] {
-    const scalar_t* as = a.defined() ? a.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* cs = c.defined() ? c.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* sp = as ? sg.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* tp = cs ? tg.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* as = has_s ? a.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* cs = has_t ? c.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* sp = has_s ? sg.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* tp = has_t ? tg.data_ptr<scalar_t>() : nullptr;
     scalar_t* o = out.data_ptr<scalar_t>();
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t bt = b * T + t;
-          for (int64_t j = 0; j < J; ++j) {
-            scalar_t v = 0;
-            if (as != nullptr) v += as[bt] * sp[bt * J + j];
-            if (cs != nullptr) v += cs[b * J + j] * tp[(b * J + j) * T + t];
-            if (pose) {
-              o[(bt * J + j) * 3] = 0;
-              o[(bt * J + j) * 3 + 1] = 0;
-              o[(bt * J + j) * 3 + 2] = v;
-            } else {
-              o[bt * J + j] = v;
-            }
-          }
+    // Blocks of one sample's depth gradient: z = a_b * spatial + c_b * temporal, then
+    // written out (as (0, 0, z) triples for poses).
+    constexpr int64_t kBlock = 1024;
+    at::parallel_for(0, B * TJ, 4 * kBlock, [&](int64_t i0, int64_t i1) {
+      scalar_t z[kBlock];
+      for (int64_t i = i0; i < i1;) {
+        const int64_t b = i / TJ, end = std::min({i1, (b + 1) * TJ, i + kBlock}), len = end - i;
+        const scalar_t ab = has_s ? as[b] : scalar_t(0), cb = has_t ? cs[b] : scalar_t(0);
+        if (has_s && has_t) {
+          for (int64_t k = 0; k < len; ++k) z[k] = ab * sp[i + k] + cb * tp[i + k];
+        } else if (has_s) {
+          for (int64_t k = 0; k < len; ++k) z[k] = ab * sp[i + k];
+        } else {
+          for (int64_t k = 0; k < len; ++k) z[k] = cb * tp[i + k];
         }
+        if (pose) {
+          scalar_t* dst = o + 3 * i;
+          for (int64_t k = 0; k < len; ++k) dst[3 * k] = 0, dst[3 * k + 1] = 0, dst[3 * k + 2] = z[k];
+        } else {
+          std::copy(z, z + len, o + i);
+        }
+        i = end;
       }
     });
   });

@@ -46,10 +46,10 @@ struct SeriesArgs {
   int64_t n;         // elements per series
   int64_t window;    // < 0: every pair; else only pairs with |k - l| <= window
   T margin;
-  T* grad;           // (S, N) d loss_s / d p, or nullptr
+  T* grad;           // (S, N) d loss_s / d p (layout lgrad), or nullptr
   double* loss;      // (S) weighted hinge sum of each series
   double* active;    // (S) weighted count of pairs with g_k < g_l, or nullptr
-  SeriesLayout lp = {}, lg = {}, lw = {};
+  SeriesLayout lp = {}, lg = {}, lw = {}, lgrad = {};
 };
 
 // Series s of `base` (layout l) as a contiguous row of n: the row itself when its
@@ -63,11 +63,13 @@ inline const T* series_row(const T* base, const SeriesLayout& l, int64_t s, int6
   return buf;
 }
 
-// Writes the gradient, loss and active count of one series from its A_j (stride
-// `stride` apart in `a`), V and active count. p and w point at the series' row.
+// Writes the gradient (element k at grad[k * grad_step]), loss and active count of one
+// series from its A_j (stride `stride` apart in `a`), V and active count. p and w point
+// at the series' row.
 template <typename T, typename Acc>
 inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, int64_t n, T margin,
-                          double violated, double active, T* grad, double* loss_out, double* active_out) {
+                          double violated, double active, T* grad, int64_t grad_step, double* loss_out,
+                          double* active_out) {
   // c = the midrange: exact for float inputs, and |p - c| is as small as it gets.
   double lo = n > 0 ? static_cast<double>(p[0]) : 0.0, hi = lo;
   for (int64_t k = 1; k < n; ++k) {
@@ -84,7 +86,7 @@ inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, 
     double gk = static_cast<double>(a[k * stride]);
     if (w != nullptr) gk *= static_cast<double>(w[k]);
     part[k % kParts] += (static_cast<double>(p[k]) - c) * gk;
-    if (grad != nullptr) grad[k] = static_cast<T>(gk);
+    if (grad != nullptr) grad[k * grad_step] = static_cast<T>(gk);
   }
   double loss = 0;
   for (int i = 0; i < kParts; ++i) loss += part[i];
@@ -93,12 +95,13 @@ inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, 
 }
 
 // finish_series for the L series of a lanes block at once: P, W, A are [n][L] (W may be
-// nullptr), lane i is series s0 + i; grad points at series s0's row (or is nullptr) and
-// loss/active at its entries. Lanes are independent, so each sums its k in order.
+// nullptr), lane i is series s0 + i; grad (layout lgrad, or nullptr) is the whole
+// gradient and loss/active point at series s0's entries. Lanes are independent, so each
+// sums its k in order.
 template <typename T, typename Acc, int L>
 inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int64_t lanes, T margin,
-                         const double* violated, const double* active, T* grad, double* loss_out, double* active_out,
-                         T* scratch /* [n][L] */) {
+                         const double* violated, const double* active, T* grad, const SeriesLayout& lgrad,
+                         int64_t s0, double* loss_out, double* active_out, T* scratch /* [n][L] */) {
   double lo[L], hi[L], c[L], loss[L];
   for (int i = 0; i < L; ++i) lo[i] = hi[i] = n > 0 ? static_cast<double>(P[i]) : 0.0;
   for (int64_t k = 1; k < n; ++k) {
@@ -121,7 +124,9 @@ inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int6
     loss_out[i] = loss[i] + static_cast<double>(margin) * violated[i];
     if (active_out != nullptr) active_out[i] = active[i];
     if (grad != nullptr) {
-      for (int64_t k = 0; k < n; ++k) grad[i * n + k] = scratch[k * L + i];
+      T* row = grad + lgrad.start(s0 + i, n);
+      const int64_t step = lgrad.stride();
+      for (int64_t k = 0; k < n; ++k) row[k * step] = scratch[k * L + i];
     }
   }
 }
