@@ -11,7 +11,7 @@ import torch
 from providers import PROVIDERS, check, make_inputs, step
 
 SHAPES = [(8, 243, 17), (32, 243, 17), (4, 1024, 17), (1, 4096, 17)]
-FAST = {"fused-cpu"}
+FAST = {"fused-cpu", "fused-cpu (two calls)"}
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))

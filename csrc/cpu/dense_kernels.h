@@ -60,12 +60,11 @@ template <typename T, typename Out, int L>
 inline __attribute__((always_inline)) void transpose_in(const T* base, const SeriesLayout& l, int64_t s0, int64_t n,
                                                         int64_t lanes, Out* out) {
   const int64_t step = l.stride();
-  for (int64_t i = 0; i < lanes; ++i) {
-    const T* src = base + l.start(s0 + i, n);
-    for (int64_t k = 0; k < n; ++k) out[k * L + i] = Out(src[k * step]);
-  }
-  for (int64_t i = lanes; i < L; ++i) {
-    for (int64_t k = 0; k < n; ++k) out[k * L + i] = Out(0);
+  const T* src[L];
+  l.starts(s0, lanes, n, base, src);
+  for (int64_t k = 0; k < n; ++k) {
+    for (int64_t i = 0; i < lanes; ++i) out[k * L + i] = Out(src[i][k * step]);
+    for (int64_t i = lanes; i < L; ++i) out[k * L + i] = Out(0);
   }
 }
 

@@ -35,6 +35,19 @@ struct SeriesLayout {
     return inner == 0 ? s * n : (s / inner) * outer + (s % inner) * inner_stride;
   }
   int64_t stride() const { return inner == 0 ? 1 : step; }
+  // out[i] = base + start(s0 + i, n) for i < count, without a division per series.
+  template <typename T>
+  void starts(int64_t s0, int64_t count, int64_t n, const T* base, const T** out) const {
+    if (inner == 0) {
+      for (int64_t i = 0; i < count; ++i) out[i] = base + (s0 + i) * n;
+      return;
+    }
+    int64_t q = s0 / inner, r = s0 % inner;
+    for (int64_t i = 0; i < count; ++i) {
+      out[i] = base + q * outer + r * inner_stride;
+      if (++r == inner) r = 0, ++q;
+    }
+  }
 };
 
 template <typename T>
@@ -70,14 +83,27 @@ template <typename T, typename Acc>
 inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, int64_t n, T margin,
                           double violated, double active, T* grad, int64_t grad_step, double* loss_out,
                           double* active_out) {
-  // c = the midrange: exact for float inputs, and |p - c| is as small as it gets.
-  double lo = n > 0 ? static_cast<double>(p[0]) : 0.0, hi = lo;
-  for (int64_t k = 1; k < n; ++k) {
-    const double x = static_cast<double>(p[k]);
-    lo = x < lo ? x : lo;
-    hi = x > hi ? x : hi;
+  // c = the midrange: exact for float inputs, and |p - c| is as small as it gets. The
+  // extremes are taken in T over 16 interleaved partial ranges (vectorised; the order
+  // is fixed, and c only has to be some constant, see above).
+  constexpr int kMinMax = 16;
+  T lo16[kMinMax], hi16[kMinMax];
+  for (int i = 0; i < kMinMax; ++i) lo16[i] = hi16[i] = n > 0 ? p[0] : T(0);
+  int64_t k0 = 0;
+  for (; k0 + kMinMax <= n; k0 += kMinMax) {
+    for (int i = 0; i < kMinMax; ++i) {
+      const T x = p[k0 + i];
+      lo16[i] = x < lo16[i] ? x : lo16[i];
+      hi16[i] = x > hi16[i] ? x : hi16[i];
+    }
   }
-  const double c = 0.5 * lo + 0.5 * hi;
+  for (int64_t k = k0; k < n; ++k) {
+    lo16[0] = p[k] < lo16[0] ? p[k] : lo16[0];
+    hi16[0] = p[k] > hi16[0] ? p[k] : hi16[0];
+  }
+  T lo = lo16[0], hi = hi16[0];
+  for (int i = 1; i < kMinMax; ++i) lo = lo16[i] < lo ? lo16[i] : lo, hi = hi16[i] > hi ? hi16[i] : hi;
+  const double c = 0.5 * static_cast<double>(lo) + 0.5 * static_cast<double>(hi);
   // Eight partial sums (element k goes to k % 8), combined in a fixed order: short
   // dependency chains, and the same result for every kernel.
   constexpr int kParts = 8;
@@ -102,16 +128,17 @@ template <typename T, typename Acc, int L>
 inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int64_t lanes, T margin,
                          const double* violated, const double* active, T* grad, const SeriesLayout& lgrad,
                          int64_t s0, double* loss_out, double* active_out, T* scratch /* [n][L] */) {
-  double lo[L], hi[L], c[L], loss[L];
-  for (int i = 0; i < L; ++i) lo[i] = hi[i] = n > 0 ? static_cast<double>(P[i]) : 0.0;
+  T lo[L], hi[L];  // extremes in T: exact, and vectorised
+  double c[L], loss[L];
+  for (int i = 0; i < L; ++i) lo[i] = hi[i] = n > 0 ? P[i] : T(0);
   for (int64_t k = 1; k < n; ++k) {
     for (int i = 0; i < L; ++i) {
-      const double x = static_cast<double>(P[k * L + i]);
+      const T x = P[k * L + i];
       lo[i] = x < lo[i] ? x : lo[i];
       hi[i] = x > hi[i] ? x : hi[i];
     }
   }
-  for (int i = 0; i < L; ++i) c[i] = 0.5 * lo[i] + 0.5 * hi[i], loss[i] = 0;
+  for (int i = 0; i < L; ++i) c[i] = 0.5 * static_cast<double>(lo[i]) + 0.5 * static_cast<double>(hi[i]), loss[i] = 0;
   for (int64_t k = 0; k < n; ++k) {
     for (int i = 0; i < L; ++i) {
       double gk = static_cast<double>(A[k * L + i]);
