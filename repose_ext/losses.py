@@ -184,6 +184,9 @@ def depth_rank_loss(
     Returns:
         The loss: a scalar, or (B,) for ``reduction="none"``, in the promoted dtype of pred and gt.
     """
+    for name, lam in (("lambda_spatial", lambda_spatial), ("lambda_temporal", lambda_temporal)):
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam):
+            raise ValueError(f"{name} must be a finite number; got {lam!r}")
     return _rank_loss(pred, gt, weight, margin, window, reduction, backend, lambda_spatial, lambda_temporal)
 
 

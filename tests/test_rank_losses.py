@@ -453,6 +453,13 @@ def test_depth_op_opcheck():
             torch.library.opcheck(torch.ops.repose.depth_rank_hinge_backward.default, (*grads, sg, tg, len(shape) == 4))
 
 
+@pytest.mark.parametrize("lam", [float("nan"), "1", True])
+def test_bad_lambda(lam):
+    pred, gt = make(1, 4, 5)
+    with pytest.raises(ValueError, match="lambda_temporal must be a finite number"):
+        repose_ext.depth_rank_loss(pred, gt, lambda_temporal=lam)
+
+
 def test_depth_op_errors():
     op = torch.ops.repose.depth_rank_hinge
     p = torch.randn(2, 5, 4, 3)

@@ -511,8 +511,8 @@ REPOSE_AVX512_INLINE void rows(const SeriesArgs<T>& a, int64_t s_begin, int64_t 
     } else {
       for (int64_t k = 0; k < n; ++k) A_row[k] = A[k];
     }
-    finish_series<T, Acc>(ps, ws, A_row, 1, n, a.margin, vio, act, a.grad ? a.grad + a.lgrad.start(s, n) : nullptr, a.lgrad.stride(),
-                          a.loss + s, a.active ? a.active + s : nullptr);
+    finish_series<T, Acc>(ps, ws, A_row, 1, n, a.margin, vio, act, a.grad ? a.grad + a.lgrad.start(s, n) : nullptr,
+                          a.lgrad.stride(), a.loss + s, a.active ? a.active + s : nullptr);
   }
 }
 

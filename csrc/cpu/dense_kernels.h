@@ -227,8 +227,8 @@ inline __attribute__((always_inline)) void dense_rows(const SeriesArgs<T>& a, in
       }
     }
 
-    finish_series<T, Acc>(ps, ws, A, 1, n, m, v, c, a.grad ? a.grad + a.lgrad.start(s, n) : nullptr, a.lgrad.stride(),
-                          a.loss + s, a.active ? a.active + s : nullptr);
+    finish_series<T, Acc>(ps, ws, A, 1, n, m, v, c, a.grad ? a.grad + a.lgrad.start(s, n) : nullptr,
+                          a.lgrad.stride(), a.loss + s, a.active ? a.active + s : nullptr);
   }
 }
 

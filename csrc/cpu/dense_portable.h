@@ -188,7 +188,8 @@ inline __attribute__((always_inline)) void rows(const SeriesArgs<T>& a, int64_t 
     }
     for (int64_t k = 0; k < n; ++k) A[k] += A_row[k];
     finish_series<T, Acc>(ps, nullptr, A, 1, n, a.margin, double(vio), double(act),
-                          a.grad ? a.grad + a.lgrad.start(s, n) : nullptr, a.lgrad.stride(), a.loss + s, a.active ? a.active + s : nullptr);
+                          a.grad ? a.grad + a.lgrad.start(s, n) : nullptr, a.lgrad.stride(), a.loss + s,
+                          a.active ? a.active + s : nullptr);
   }
 }
 

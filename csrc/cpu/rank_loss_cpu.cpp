@@ -14,8 +14,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 

@@ -142,8 +142,7 @@ inline void fenwick_add(Tree* t, int64_t n, int64_t rank, Tree v) {
 
 template <typename T, bool kW>
 void sorted_series(const T* p, const T* g, const T* w, int64_t n, T m, T* grad, int64_t grad_step, double* loss,
-                   double* active,
-                   SortedScratch<T, kW>& sc) {
+                   double* active, SortedScratch<T, kW>& sc) {
   using Tree = typename SortedScratch<T, kW>::Tree;
   using Acc = typename SortedScratch<T, kW>::Acc;
   sc.resize(n);
