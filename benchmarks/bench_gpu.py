@@ -30,7 +30,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from providers import PROVIDERS, make_inputs  # noqa: E402
+from providers import PROVIDERS, backend_loss, make_inputs  # noqa: E402
 
 import repose_ext  # noqa: E402
 
@@ -40,15 +40,6 @@ FIELDS = [
     "op", "provider", "B", "T", "J", "dtype", "median_ms", "p20_ms", "p80_ms", "reps", "peak_extra_mb",
     "loss", "status", "device", "torch", "triton", "cuda", "commit",
 ]  # fmt: skip
-
-
-def _fused(name):
-    def loss(pred, gt):
-        return repose_ext.spatial_depth_rank_loss(pred, gt, backend=name) + repose_ext.temporal_depth_rank_loss(
-            pred, gt, backend=name
-        )
-
-    return loss
 
 
 _MODEL = None
@@ -69,8 +60,8 @@ def _dstformer_step(pred, gt):
 
 
 GPU_PROVIDERS = {
-    "cuda": _fused("cuda"),
-    "triton": _fused("triton"),
+    "cuda": backend_loss("cuda"),
+    "triton": backend_loss("triton"),
     "authors": PROVIDERS["authors"],
     "broadcast": PROVIDERS["broadcast"],
     "compile(broadcast)": PROVIDERS["compile(broadcast)"],

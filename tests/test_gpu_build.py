@@ -110,13 +110,16 @@ _TRITON_COMPILE = textwrap.dedent(
 )
 
 
-def test_triton_kernels_compile_to_sm90_cubin():
-    pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
+def _run_compiled_triton(code):
+    """Runs a Python snippet in a fresh process without the Triton interpreter (real compilation)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    result = subprocess.run(
-        [sys.executable, "-c", _TRITON_COMPILE], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
-    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+
+
+def test_triton_kernels_compile_to_sm90_cubin():
+    pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
+    result = _run_compiled_triton(_TRITON_COMPILE)
     assert result.returncode == 0, f"Triton compile failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     assert "compiled" in result.stdout
 
@@ -161,11 +164,7 @@ _TRITON_WRITES = textwrap.dedent(
 
 def test_torch_compile_sees_what_each_triton_kernel_writes():
     pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    result = subprocess.run(
-        [sys.executable, "-c", _TRITON_WRITES], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
-    )
+    result = _run_compiled_triton(_TRITON_WRITES)
     assert result.returncode == 0, f"mutation analysis check failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     assert "writes ok" in result.stdout
 
