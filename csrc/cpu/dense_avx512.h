@@ -193,10 +193,7 @@ REPOSE_AVX512_INLINE void lanes(const SeriesArgs<T>& a, int64_t block_begin, int
   for (int64_t b = block_begin; b < block_end; ++b) {
     const int64_t s0 = b * L;
     const int64_t lanes_used = a.s - s0 < L ? a.s - s0 : L;
-    transpose_in<T, T, L>(a.p, a.lp, s0, n, lanes_used, P);
-    transpose_in<T, T, L>(a.g, a.lg, s0, n, lanes_used, G);
-    if constexpr (kW) transpose_in<T, Acc, L>(a.w, a.lw, s0, n, lanes_used, W);
-    std::memset(A, 0, sizeof(Acc) * n * L);
+    lanes_block_in<T, Acc, L, kW>(a, s0, lanes_used, P, G, W, A);
 
     double vio_lane[L], act_lane[L];
     if constexpr (kW) {

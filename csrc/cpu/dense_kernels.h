@@ -68,6 +68,17 @@ inline __attribute__((always_inline)) void transpose_in(const T* base, const Ser
   }
 }
 
+// Loads the block of series s0 .. s0 + lanes - 1 for a lanes kernel: P, G (and W when kW)
+// transposed to [n][L], the accumulators A zeroed.
+template <typename T, typename Acc, int L, bool kW>
+inline __attribute__((always_inline)) void lanes_block_in(const SeriesArgs<T>& a, int64_t s0, int64_t lanes, T* P,
+                                                          T* G, Acc* W, Acc* A) {
+  transpose_in<T, T, L>(a.p, a.lp, s0, a.n, lanes, P);
+  transpose_in<T, T, L>(a.g, a.lg, s0, a.n, lanes, G);
+  if constexpr (kW) transpose_in<T, Acc, L>(a.w, a.lw, s0, a.n, lanes, W);
+  std::memset(A, 0, sizeof(Acc) * a.n * L);
+}
+
 // Bytes of scratch dense_lanes needs for series of n elements.
 template <typename T, bool kW>
 constexpr int64_t dense_lanes_scratch(int64_t n) {
@@ -93,10 +104,7 @@ inline __attribute__((always_inline)) void dense_lanes(const SeriesArgs<T>& a, i
     const int64_t s0 = b * L;
     const int64_t lanes = a.s - s0 < L ? a.s - s0 : L;
     // Transpose the block in; unused lanes get zeros (equal ground truth: no pairs).
-    transpose_in<T, T, L>(a.p, a.lp, s0, n, lanes, P);
-    transpose_in<T, T, L>(a.g, a.lg, s0, n, lanes, G);
-    if constexpr (kW) transpose_in<T, Acc, L>(a.w, a.lw, s0, n, lanes, W);
-    std::memset(A, 0, sizeof(Acc) * n * L);
+    lanes_block_in<T, Acc, L, kW>(a, s0, lanes, P, G, W, A);
     Acc vio[L] = {}, act[L] = {};
 
     for (int64_t k = 0; k < n; ++k) {

@@ -93,9 +93,7 @@ inline __attribute__((always_inline)) void lanes(const SeriesArgs<T>& a, int64_t
     const int64_t s0 = b * L;
     if (s0 >= a.s) break;
     const int64_t lanes_used = a.s - s0 < L ? a.s - s0 : L;
-    transpose_in<T, T, L>(a.p, a.lp, s0, n, lanes_used, P);
-    transpose_in<T, T, L>(a.g, a.lg, s0, n, lanes_used, G);
-    std::memset(A, 0, sizeof(Acc) * n * L);
+    lanes_block_in<T, Acc, L, false>(a, s0, lanes_used, P, G, nullptr, A);
     I vio = splat<I>(Acc(0)), act = splat<I>(Acc(0));
     for (int64_t k = 0; k < n; ++k) {
       const V pk = load<V>(P + k * L), gk = load<V>(G + k * L);
