@@ -362,7 +362,12 @@ REPOSE_AVX512_INLINE void tile_flush(const TileSums<T, kW, R>& t, const DenseAcc
       act += W[k0 + r] * X::dsum(t.act[r]);
     }
   } else {
-    for (int r = 0; r < rows_live; ++r) A_row[k0 + r] = DenseAcc<T, kW>(t.ak[r]);
+    for (int r = 0; r < rows_live; ++r) {
+      A_row[k0 + r] = DenseAcc<T, kW>(t.ak[r]);
+      // One store per row: vectorised, these stores reloaded the row sums from the stack
+      // right after spilling them one by one (a store-forwarding stall per tile).
+      asm volatile("" ::: "memory");
+    }
     vio += double(t.vio);
     act += double(t.act);
   }
@@ -440,9 +445,20 @@ REPOSE_AVX512_INLINE void rows(const SeriesArgs<T>& a, int64_t s_begin, int64_t 
       for (int b = 0; b <= kBuckets; ++b) count[b] = count4[0][b] + count4[1][b] + count4[2][b] + count4[3][b];
       for (int b = 0; b <= kBuckets; ++b) bucket_start[b + 1] = bucket_start[b] + count[b];
       live = bucket_start[kBuckets];
-      int32_t fill[kBuckets + 1];
-      for (int b = 0; b <= kBuckets; ++b) fill[b] = bucket_start[b];
-      for (int64_t k = 0; k < n; ++k) order[fill[bucket[k]]++] = int32_t(k);
+      // Scatter with one fill pointer per histogram (element k: histogram k % 4), so that
+      // equal buckets in a row do not wait on each other's increment. The order inside a
+      // bucket does not matter: every pair of a bucket takes the full test.
+      int32_t fill4[4][kBuckets + 1];
+      for (int b = 0; b <= kBuckets; ++b) {
+        fill4[0][b] = bucket_start[b];
+        for (int q = 1; q < 4; ++q) fill4[q][b] = fill4[q - 1][b] + count4[q - 1][b];
+      }
+      k = 0;
+      for (; k + 4 <= n; k += 4) {
+        order[fill4[0][bucket[k]]++] = int32_t(k), order[fill4[1][bucket[k + 1]]++] = int32_t(k + 1);
+        order[fill4[2][bucket[k + 2]]++] = int32_t(k + 2), order[fill4[3][bucket[k + 3]]++] = int32_t(k + 3);
+      }
+      for (; k < n; ++k) order[fill4[0][bucket[k]]++] = int32_t(k);
       for (int64_t i = 0; i < live; ++i) P[i] = ps[order[i]], G[i] = gs[order[i]];
     }
     if (bucketed) {
