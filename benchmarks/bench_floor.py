@@ -7,8 +7,8 @@ loop's compute floor, about 0.68 ms on the 2-core development machine).
 Rows, timed round-robin in one run (so their ratios are comparable on a shared machine):
   depth_rank_loss        the public one-pass API (what DepthRankLoss and the trainer use)
   spatial + temporal     the two public functions, one call each
-  ops only               repose::depth_rank_hinge and its backward op called directly
-                         (the public API minus Python: checks, reductions, autograd)
+  op only                repose::depth_rank_loss called directly, which returns the loss and
+                         d loss / d pred (the public API minus Python checks and autograd)
   kernels only           repose::rank_hinge on (S, N) series prepared beforehand (no layout
                          work, no backward pass)
 All rows compute the same loss and gradient (checked before timing). Prints the median and the
@@ -37,7 +37,8 @@ def make_rows(pred, gt):
         (zp.reshape(b * t, j).contiguous(), zg.reshape(b * t, j).contiguous()),
         (zp.transpose(1, 2).reshape(b * j, t).contiguous(), zg.transpose(1, 2).reshape(b * j, t).contiguous()),
     )
-    ones = torch.ones(b, 2)
+    factors = (torch.full((b,), 1.0 / (b * t * j * j), dtype=torch.float64),
+               torch.full((b,), 1.0 / (b * j * t * t), dtype=torch.float64))  # reduction "mean"
 
     def api(p):
         p.grad = None
@@ -50,17 +51,15 @@ def make_rows(pred, gt):
          + repose_ext.temporal_depth_rank_loss(p, gt, backend="cpu")).backward()
         return p.grad
 
-    def ops_only(p):
-        _, _, sg, tg = torch.ops.repose.depth_rank_hinge(p.detach(), gt, None, 0.0, -1, True, True, True, False)
-        return torch.ops.repose.depth_rank_hinge_backward(ones / (b * t * j * j), ones / (b * j * t * t), sg, tg,
-                                                          True)
+    def op_only(p):
+        return torch.ops.repose.depth_rank_loss(p.detach(), gt, None, 0.0, -1, *factors, True, False)[2]
 
     def kernels_only(p):
         for ps, gs in series:
             torch.ops.repose.rank_hinge(ps, gs, None, 0.0, -1, True, False)
         return None
 
-    return {"depth_rank_loss": api, "spatial + temporal": two_calls, "ops only": ops_only,
+    return {"depth_rank_loss": api, "spatial + temporal": two_calls, "op only": op_only,
             "kernels only": kernels_only}
 
 
@@ -77,7 +76,7 @@ def main():
     rows = make_rows(pred, gt)
 
     grads = {name: fn(pred) for name, fn in rows.items()}  # warm-up and check
-    for name in ("spatial + temporal", "ops only"):
+    for name in ("spatial + temporal", "op only"):
         torch.testing.assert_close(grads[name], grads["depth_rank_loss"], rtol=1e-5, atol=1e-9)
 
     times = {name: [] for name in rows}

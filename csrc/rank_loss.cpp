@@ -11,18 +11,15 @@
 //                 [:, 1] the weighted count of active pairs (zeros unless need_active);
 //   grad  (S, N): d stats[:, 0] / d pred (shape (0,) unless need_grad).
 //
-// repose::depth_rank_hinge computes both terms of the RePOSE loss straight from the
-// poses (CPU): pred and gt are (B, T, J, 3) poses (depth = channel 2) or (B, T, J)
-// depths, any strides; weight is (B, T, J) or None. Its series are the J joints of
-// each frame (spatial) and, with `window`, the T frames of each joint (temporal). For
-// each term that is on it returns the stats of rank_hinge summed over each sample,
-// (B, 2), and the gradient it saves for backward: d stats[b, 0] / d pred_z as
-// spatial and temporal (B, T, J). A term that is off, or a gradient that is not
-// needed, comes back empty ((0, 2), (0,)).
-// repose::depth_rank_hinge_backward turns the upstream gradients of the two stats into
-// d loss / d pred in one pass: (B, T, J, 3) with zeros in channels 0 and 1 when `pose`,
-// else (B, T, J).
-//
+// repose::depth_rank_loss computes both terms of the RePOSE loss straight from the
+// poses, reduced (CPU): pred and gt are (B, T, J, 3) poses (depth = channel 2) or
+// (B, T, J) depths, any strides; weight is (B, T, J) or None. Its series are the J joints
+// of each frame (spatial) and, with `window`, the T frames of each joint (temporal); a
+// term is on when its scale, (B,) per-sample factors, is given. Returns
+//   loss   (B,):   sum over the terms that are on of scale[b] * (hinge sum of sample b),
+//   active (B, 2): the weighted active-pair counts of each term (zeros unless need_active),
+//   grad:          d loss.sum() / d pred in pred's shape (zeros in channels 0 and 1 of
+//                  poses), or (0,) unless need_grad; backward weighs it per sample.
 // The device implementations live in cpu/ and cuda/; the autograd formulas and the
 // fake (meta) implementations are registered from Python (repose_ext/_ops.py).
 
@@ -51,10 +48,6 @@ TORCH_LIBRARY(repose, m) {
       "rank_hinge_sorted(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, "
       "bool need_grad, bool need_active) -> (Tensor stats, Tensor grad)");
   m.def(
-      "depth_rank_hinge(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, bool spatial, "
-      "bool temporal, bool need_grad, bool need_active) -> (Tensor spatial_stats, Tensor temporal_stats, "
-      "Tensor spatial_grad, Tensor temporal_grad)");
-  m.def(
-      "depth_rank_hinge_backward(Tensor? grad_spatial_stats, Tensor? grad_temporal_stats, Tensor spatial_grad, "
-      "Tensor temporal_grad, bool pose) -> Tensor");
+      "depth_rank_loss(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, Tensor? spatial_scale, "
+      "Tensor? temporal_scale, bool need_grad, bool need_active) -> (Tensor loss, Tensor active, Tensor grad)");
 }

@@ -5,11 +5,9 @@ and, in the same pass, their gradient with respect to ``pred``. Its autograd for
 scales that saved gradient, so backward launches nothing. Other backends' ops (Triton)
 reuse :func:`register_rank_hinge_autograd`.
 
-``repose::depth_rank_hinge`` (CPU) computes both terms straight from the poses and saves
-their gradients; its autograd is registered in C++ (csrc/rank_loss_autograd.cpp) and its
-backward op writes d loss / d pred in pred's shape in one pass, so no (B, T, J, 3)
-zero-fills, copies or sums are left to autograd. Their fake impls are here, with the
-double-backward formula of the backward op.
+``repose::depth_rank_loss`` (CPU) computes both terms straight from the poses, reduced with
+per-sample factors, and writes d loss / d pred in pred's shape in the same pass; its autograd
+is registered in C++ (csrc/rank_loss_autograd.cpp), its fake impl here.
 """
 
 from __future__ import annotations
@@ -25,8 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
     EXTENSION_ERROR = exc
 
 OP_NAME = "repose::rank_hinge"
-DEPTH_OP = "repose::depth_rank_hinge"
-DEPTH_BACKWARD_OP = "repose::depth_rank_hinge_backward"
+DEPTH_OP = "repose::depth_rank_loss"
 
 
 def rank_hinge_fake(pred, gt, weight, margin, window, need_grad, need_active):
@@ -57,46 +54,16 @@ def register_rank_hinge_autograd(op) -> None:
     torch.library.register_autograd(op, _backward, setup_context=_setup_context)
 
 
-def depth_rank_hinge_fake(pred, gt, weight, margin, window, spatial, temporal, need_grad, need_active):
-    b, t, j = pred.shape[:3]
-    return (  # a term that is off, or a gradient that is not needed, comes back empty
-        pred.new_empty((b, 2) if spatial else (0, 2)),
-        pred.new_empty((b, 2) if temporal else (0, 2)),
-        pred.new_empty((b, t, j) if spatial and need_grad else (0,)),
-        pred.new_empty((b, t, j) if temporal and need_grad else (0,)),
+def depth_rank_loss_fake(pred, gt, weight, margin, window, spatial_scale, temporal_scale, need_grad, need_active):
+    return pred.new_empty(pred.shape[:1]), pred.new_empty((pred.shape[0], 2)), pred.new_empty(
+        pred.shape if need_grad else (0,)
     )
-
-
-def depth_rank_hinge_backward_fake(grad_spatial_stats, grad_temporal_stats, spatial_grad, temporal_grad, pose):
-    shape = (spatial_grad if grad_spatial_stats is not None else temporal_grad).shape  # (B, T, J)
-    return spatial_grad.new_empty((*shape, 3) if pose else shape)
-
-
-def _depth_backward_setup_context(ctx, inputs, output):
-    ctx.has_spatial, ctx.has_temporal = inputs[0] is not None, inputs[1] is not None
-    ctx.save_for_backward(inputs[2], inputs[3])
-
-
-def _depth_backward_backward(ctx, grad_out):
-    """The backward op is linear in the stats gradients (double backward, e.g. create_graph)."""
-    spatial_grad, temporal_grad = ctx.saved_tensors
-    gz = grad_out[..., 2] if grad_out.dim() == 4 else grad_out  # (B, T, J)
-    grads = [None, None]
-    for i, (on, saved) in enumerate(((ctx.has_spatial, spatial_grad), (ctx.has_temporal, temporal_grad))):
-        if on:
-            col = (gz * saved).sum(dim=(1, 2))
-            grads[i] = torch.stack([col, torch.zeros_like(col)], dim=1)
-    return grads[0], grads[1], None, None, None
 
 
 if _C is not None:
     torch.library.register_fake(OP_NAME)(rank_hinge_fake)
     register_rank_hinge_autograd(OP_NAME)
-    torch.library.register_fake(DEPTH_OP)(depth_rank_hinge_fake)
-    torch.library.register_fake(DEPTH_BACKWARD_OP)(depth_rank_hinge_backward_fake)
-    torch.library.register_autograd(
-        DEPTH_BACKWARD_OP, _depth_backward_backward, setup_context=_depth_backward_setup_context
-    )
+    torch.library.register_fake(DEPTH_OP)(depth_rank_loss_fake)
 
 
 def has_kernel(op_name: str, dispatch_key: str) -> bool:

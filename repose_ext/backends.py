@@ -29,9 +29,9 @@ class Backend:
         available: whether it can run here (probed at registration).
         fix: what to do when it is not available.
         op: callable with the ``repose::rank_hinge`` schema, or None for the reference.
-        depth_op: optional callable computing both terms' stats straight from the poses
-            (``repose::depth_rank_hinge``'s arguments, returns (spatial_stats, temporal_stats));
-            without one the losses lay the series out in Python and call ``op``.
+        depth_op: optional callable with the schema of ``repose::depth_rank_loss``: both
+            terms straight from the poses, reduced, in one pass; without one the losses lay
+            the series out in Python and call ``op``.
     """
 
     name: str
@@ -82,12 +82,6 @@ def resolve_backend(name: str, device: torch.device) -> Backend:
     return b
 
 
-def _cpu_depth_stats(pred, gt, weight, margin, window, spatial, temporal, need_grad, need_active):
-    return torch.ops.repose.depth_rank_hinge(
-        pred, gt, weight, margin, window, spatial, temporal, need_grad, need_active
-    )[:2]
-
-
 _BUILD_FIX = "the C++ extension repose_ext._C is not built; run `pip install --no-build-isolation -e .`"
 register_backend(Backend("reference", ("cpu", "cuda"), True, ""))
 register_backend(
@@ -97,7 +91,7 @@ register_backend(
         _ops.has_kernel(_ops.OP_NAME, "CPU"),
         f"{_BUILD_FIX} ({_ops.EXTENSION_ERROR})",
         getattr(torch.ops.repose, "rank_hinge", None) if _ops._C is not None else None,
-        _cpu_depth_stats if _ops._C is not None else None,
+        torch.ops.repose.depth_rank_loss.default if _ops._C is not None else None,
     )
 )
 register_backend(

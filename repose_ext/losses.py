@@ -88,22 +88,57 @@ def _pair_weight(w: torch.Tensor, dim: int, window: Optional[int]) -> torch.Tens
     return (ws * (csum[..., hi] - csum[..., lo])).sum(dim=-1).to(w.dtype)
 
 
-def _reduce(stats, w, dim, window, reduction, shape):
-    """The reduction of one term from its per-sample stats (B, 2) (hinge sum, active
-    count): the series run along ``dim`` (2: joints, 1: frames) of the (B, T, J) depths."""
-    loss_sample = stats[:, 0]
+def _factors(w, dim, window, reduction, shape):
+    """Per-sample factors f of one term for reduction "mean", "sum" or "none": the reduced
+    term is sum_b f_b * hinge_b (each sample's own for "none"), hinge_b the hinge sum of
+    sample b. The series run along ``dim`` (2: joints, 1: frames) of the (B, T, J) depths.
+    Returns a float, or (B,) with weights."""
     if reduction == "sum":
-        return loss_sample.sum()
-    if reduction == "active":
-        return _safe_div(loss_sample.sum(), stats[:, 1].sum())
+        return 1.0
     per_sample = reduction == "none"
     if w is None:  # the same number of pairs in every series
         den = shape[3 - dim] * (1 if per_sample else shape[0]) * _pair_count(shape[dim], window)
-        if den == 0:
-            return loss_sample * 0 if per_sample else loss_sample.sum() * 0
-        return loss_sample / den if per_sample else loss_sample.sum() / den
+        return 1.0 / den if den > 0 else 1.0  # no pairs: every hinge sum is 0
     pair_w = _pair_weight(w, dim, window).sum(dim=1)  # (B,)
-    return _safe_div(loss_sample, pair_w) if per_sample else _safe_div(loss_sample.sum(), pair_w.sum())
+    den = pair_w if per_sample else pair_w.sum().expand_as(pair_w)
+    return 1 / torch.where(den > 0, den, torch.ones_like(den))
+
+
+def _reduce(stats, w, dim, window, reduction, shape):
+    """The reduction of one term from its per-sample stats (B, 2) (hinge sum, active count)."""
+    loss_sample = stats[:, 0]
+    if reduction == "active":
+        return _safe_div(loss_sample.sum(), stats[:, 1].sum())
+    term = loss_sample * _factors(w, dim, window, reduction, shape)
+    return term if reduction == "none" else term.sum()
+
+
+def _one_pass_loss(op, p, g, w, margin, window, reduction, need_grad, lambdas):
+    """Both terms from one call of an op with ``repose::depth_rank_loss``'s schema, the
+    reduction and the lambdas folded into its per-sample factors (so that backward has
+    nothing to do but hand over the saved gradient). "active" divides by counts that
+    come out of the op: one call per term. None when both lambdas are 0."""
+    b, win = p.shape[0], -1 if window is None else int(window)
+    if reduction == "active":
+        loss = None
+        for col, lam in enumerate(lambdas):
+            if lam != 0:
+                scales = [None, None]
+                scales[col] = p.new_ones(b, dtype=torch.float64)
+                per_sample, active, _ = op(p, g, w, margin, win, *scales, need_grad, True)
+                term = lam * _safe_div(per_sample.sum(), active[:, col].sum())
+                loss = term if loss is None else loss + term
+        return loss
+    scales = [None, None]
+    for col, (lam, dim, term_window) in enumerate(zip(lambdas, (2, 1), (None, window))):
+        if lam != 0:
+            f = _factors(w, dim, term_window, reduction, p.shape)
+            f = f.double() if isinstance(f, torch.Tensor) else p.new_full((b,), f, dtype=torch.float64)
+            scales[col] = f if lam == 1 else lam * f
+    if scales[0] is None and scales[1] is None:
+        return None
+    per_sample = op(p, g, w, margin, win, *scales, need_grad, False)[0]
+    return per_sample if reduction == "none" else per_sample.sum()
 
 
 def _series_stats(op, p, g, w, margin, window, spatial, temporal, need_grad, need_active):
@@ -134,28 +169,38 @@ def _rank_loss(pred, gt, weight, margin, window, reduction, backend, lambda_spat
     w = None if weight is None else weight.detach().to(compute)
     spatial, temporal = lambda_spatial != 0, lambda_temporal != 0
 
+    need_grad = torch.is_grad_enabled() and pred.requires_grad
     if be.op is None:  # the plain PyTorch specification
-        terms = [
-            spatial and reference.spatial_depth_rank_loss(p, g, w, margin, reduction),
-            temporal and reference.temporal_depth_rank_loss(p, g, w, margin, window, reduction),
-        ]
+        loss = _weighted_sum(
+            (lambda_spatial, lambda_temporal),
+            (spatial and reference.spatial_depth_rank_loss(p, g, w, margin, reduction),
+             temporal and reference.temporal_depth_rank_loss(p, g, w, margin, window, reduction)),
+        )
+    elif be.depth_op is not None:  # one op for both terms, reduced
+        loss = _one_pass_loss(be.depth_op, p, g, w, float(margin), window, reduction, need_grad,
+                              (lambda_spatial, lambda_temporal))
     else:
-        need_grad = torch.is_grad_enabled() and pred.requires_grad
         args = (p, g, w, float(margin), -1 if window is None else int(window), spatial, temporal, need_grad,
                 reduction == "active")
-        stats = be.depth_op(*args) if be.depth_op is not None else _series_stats(be.op, *args)
-        terms = [
-            spatial and _reduce(stats[0], w, 2, None, reduction, pred.shape),
-            temporal and _reduce(stats[1], w, 1, window, reduction, pred.shape),
-        ]
-    loss = None
-    for lam, term in zip((lambda_spatial, lambda_temporal), terms):
-        if lam != 0:
-            term = term if lam == 1 else lam * term
-            loss = term if loss is None else loss + term
+        stats = _series_stats(be.op, *args)
+        loss = _weighted_sum(
+            (lambda_spatial, lambda_temporal),
+            (spatial and _reduce(stats[0], w, 2, None, reduction, pred.shape),
+             temporal and _reduce(stats[1], w, 1, window, reduction, pred.shape)),
+        )
     if loss is None:
         loss = pred.new_zeros((pred.shape[0],) if reduction == "none" else (), dtype=out_dtype)
     return loss.to(out_dtype)
+
+
+def _weighted_sum(lambdas, terms):
+    """sum of lambda * term over the terms whose lambda is not 0 (None if there are none)."""
+    loss = None
+    for lam, term in zip(lambdas, terms):
+        if lam != 0:
+            term = term if lam == 1 else lam * term
+            loss = term if loss is None else loss + term
+    return loss
 
 
 def depth_rank_loss(

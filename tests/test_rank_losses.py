@@ -361,7 +361,7 @@ def test_zero_weight_term_is_not_computed(monkeypatch):
     cpu = backends._REGISTRY["cpu"]
 
     def spy(*args):
-        calls.append(args[5:7])  # (spatial, temporal)
+        calls.append((args[5] is not None, args[6] is not None))  # (spatial, temporal) scales given
         return cpu.depth_op(*args)
 
     expected = repose_ext.spatial_depth_rank_loss(pred, gt)
@@ -371,7 +371,7 @@ def test_zero_weight_term_is_not_computed(monkeypatch):
     assert calls == [(True, False)]
 
 
-# --- both terms in one pass (repose::depth_rank_hinge) ----------------------------------
+# --- both terms in one pass (repose::depth_rank_loss) -----------------------------------
 
 
 def combined_reference(pred, gt, lambda_spatial, lambda_temporal, **opts):
@@ -442,17 +442,68 @@ def test_depth_op_opcheck():
         ((2, 7, 4), True, 0.1, 2, True, True, True, True),
         ((1, 6, 3, 3), False, 0.0, -1, False, True, True, False),
         ((2, 5, 3, 3), False, 0.0, -1, True, False, False, True),
+        ((2, 5, 3), False, 0.0, -1, False, False, True, False),
         ((0, 5, 3, 3), False, 0.0, -1, True, True, True, False),
     ]:
         p = torch.randn(shape, generator=gen, requires_grad=need_grad)
         g = torch.randn(shape, generator=gen)
         w = torch.rand(shape[:3], generator=gen) if weighted else None
-        args = (p, g, w, margin, window, spatial, temporal, need_grad, need_active)
-        torch.library.opcheck(torch.ops.repose.depth_rank_hinge.default, args)
-        if need_grad:
-            ss, ts, sg, tg = torch.ops.repose.depth_rank_hinge(*args)
-            grads = (torch.randn_like(ss) if spatial else None, torch.randn_like(ts) if temporal else None)
-            torch.library.opcheck(torch.ops.repose.depth_rank_hinge_backward.default, (*grads, sg, tg, len(shape) == 4))
+        scales = [torch.rand(shape[0], generator=gen, dtype=torch.float64) if on else None for on in (spatial, temporal)]
+        args = (p, g, w, margin, window, *scales, need_grad, need_active)
+        torch.library.opcheck(torch.ops.repose.depth_rank_loss.default, args)
+
+
+def test_depth_op_per_sample_factors():
+    """loss[b] = sum of scale[b] * (the term's hinge sum of sample b); grad = d loss.sum() / d pred."""
+    pred, gt = make(3, 11, 6, ties=True)
+    w = torch.rand(3, 11, 6, dtype=torch.float64)
+    scales = (torch.tensor([0.5, 2.0, -1.0], dtype=torch.float64), torch.tensor([3.0, 0.0, 0.25]))
+    p = pred.clone().requires_grad_(True)
+    loss, active, grad = torch.ops.repose.depth_rank_loss(p.detach(), gt, w, 0.1, 4, *scales, True, True)
+    expected = sum(
+        scales[0][b] * reference.spatial_depth_rank_loss(p[b:b + 1], gt[b:b + 1], w[b:b + 1], 0.1, "sum")
+        + scales[1][b].double() * reference.temporal_depth_rank_loss(p[b:b + 1], gt[b:b + 1], w[b:b + 1], 0.1, 4, "sum")
+        for b in range(3)
+    )
+    (expected_grad,) = torch.autograd.grad(expected, p)
+    torch.testing.assert_close(loss.sum(), expected.detach(), **TOL[torch.float64])
+    torch.testing.assert_close(grad, expected_grad, **TOL[torch.float64])
+    # active counts, counted here: w_k w_l over the pairs with g_k < g_l (frames: |k - l| <= 4)
+    z = gt[..., 2]
+    spatial_pairs = (z[..., :, None] < z[..., None, :]) * w[..., :, None] * w[..., None, :]
+    zt, wt = z.transpose(1, 2), w.transpose(1, 2)
+    t = torch.arange(11)
+    temporal_pairs = (zt[..., :, None] < zt[..., None, :]) * wt[..., :, None] * wt[..., None, :]
+    temporal_pairs = temporal_pairs * ((t[:, None] - t[None, :]).abs() <= 4)
+    expected_active = torch.stack([spatial_pairs.sum(dim=(1, 2, 3)), temporal_pairs.sum(dim=(1, 2, 3))], dim=1)
+    torch.testing.assert_close(active, expected_active, **TOL[torch.float64])
+
+
+def test_one_pass_gradient_is_handed_over_safely():
+    """backward hands over the saved gradient itself when every upstream gradient is 1: with
+    retain_graph each call must still add exactly one gradient, and the returned tensor of an
+    earlier step must not change."""
+    pred, gt = make(2, 9, 17)
+    p = pred.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(repose_ext.depth_rank_loss(p, gt, backend="reference"), p)
+    loss = repose_ext.depth_rank_loss(p, gt, backend=FUSED_CPU)
+    for k in range(1, 4):
+        loss.backward(retain_graph=True)
+        torch.testing.assert_close(p.grad, k * expected, **TOL[torch.float64])
+    first = p.grad.clone()
+    p.grad = None
+    repose_ext.depth_rank_loss(p, gt, backend=FUSED_CPU).backward()
+    kept = p.grad
+    torch.testing.assert_close(kept, expected, **TOL[torch.float64])
+    p.grad = None
+    repose_ext.depth_rank_loss(p, gt, backend=FUSED_CPU).backward()
+    p.grad.mul_(0)  # an in-place change of the new gradient leaves the old one alone
+    torch.testing.assert_close(kept, expected, **TOL[torch.float64])
+    torch.testing.assert_close(first, 3 * expected, **TOL[torch.float64])
+    # an upstream gradient other than 1, and pred used twice in one graph
+    p.grad = None
+    (0.5 * repose_ext.depth_rank_loss(p, gt, backend=FUSED_CPU) + repose_ext.depth_rank_loss(p, gt, backend=FUSED_CPU)).backward()
+    torch.testing.assert_close(p.grad, 1.5 * expected, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("lam", [float("nan"), "1", True])
@@ -463,19 +514,25 @@ def test_bad_lambda(lam):
 
 
 def test_depth_op_errors():
-    op = torch.ops.repose.depth_rank_hinge
+    op = torch.ops.repose.depth_rank_loss
     p = torch.randn(2, 5, 4, 3)
+    ones = torch.ones(2)
     with pytest.raises(RuntimeError, match=r"pred must have shape \(B, T, J, 3\)"):
-        op(torch.randn(2, 5, 4, 2), torch.randn(2, 5, 4, 2), None, 0.0, -1, True, True, True, False)
+        op(torch.randn(2, 5, 4, 2), torch.randn(2, 5, 4, 2), None, 0.0, -1, ones, ones, True, False)
     with pytest.raises(RuntimeError, match="gt must have the shape of pred"):
-        op(p, torch.randn(2, 5, 4), None, 0.0, -1, True, True, True, False)
+        op(p, torch.randn(2, 5, 4), None, 0.0, -1, ones, ones, True, False)
     with pytest.raises(RuntimeError, match="weight must have shape"):
-        op(p, p, torch.rand(2, 5, 3), 0.0, -1, True, True, True, False)
+        op(p, p, torch.rand(2, 5, 3), 0.0, -1, ones, ones, True, False)
     with pytest.raises(RuntimeError, match="gt must have dtype"):
-        op(p, p.double(), None, 0.0, -1, True, True, True, False)
-    ss, ts, sg, tg = op(p, p, None, 0.0, -1, True, True, False, False)
+        op(p, p.double(), None, 0.0, -1, ones, ones, True, False)
+    with pytest.raises(RuntimeError, match=r"temporal_scale must have shape \(B,\) = \(2\); got \[3\]"):
+        op(p, p, None, 0.0, -1, ones, torch.ones(3), True, False)
+    with pytest.raises(RuntimeError, match="spatial_scale must be a floating-point tensor; got Long"):
+        op(p, p, None, 0.0, -1, torch.ones(2, dtype=torch.int64), None, True, False)
+    q = p.clone().requires_grad_(True)
+    loss = op(q, p, None, 0.0, -1, ones, ones, False, False)[0]
     with pytest.raises(RuntimeError, match="need_grad=False"):
-        torch.ops.repose.depth_rank_hinge_backward(torch.ones_like(ss), None, sg, tg, True)
+        loss.sum().backward()
 
 
 def test_mean_of_none_is_mean():

@@ -244,8 +244,7 @@ REPOSE_AVX512_INLINE void lanes(const SeriesArgs<T>& a, int64_t block_begin, int
       for (int i = 0; i < L; ++i) vio_lane[i] = double(v[i]), act_lane[i] = double(c[i]);
     }
 
-    finish_lanes<T, Acc, L>(P, kW ? W : nullptr, A, n, lanes_used, a.margin, vio_lane, act_lane,
-                            a.grad, a.lgrad, s0, a.loss + s0, a.active ? a.active + s0 : nullptr, G);
+    finish_lanes<T, Acc, L>(P, kW ? W : nullptr, A, n, lanes_used, vio_lane, act_lane, a, s0, G);
   }
 }
 
@@ -524,8 +523,8 @@ REPOSE_AVX512_INLINE void rows(const SeriesArgs<T>& a, int64_t s_begin, int64_t 
     } else {
       for (int64_t k = 0; k < n; ++k) A_row[k] = A[k];
     }
-    finish_series<T, Acc>(ps, ws, A_row, 1, n, a.margin, vio, act, a.grad ? a.grad + a.lgrad.start(s, n) : nullptr,
-                          a.lgrad.stride(), a.loss + s, a.active ? a.active + s : nullptr);
+    finish_series<T, Acc>(ps, ws, A_row, 1, n, a.margin, vio, act, a.grad_of(s), a.loss + s,
+                          a.active ? a.active + s : nullptr);
   }
 }
 

@@ -132,8 +132,7 @@ inline __attribute__((always_inline)) void dense_lanes(const SeriesArgs<T>& a, i
 
     double vio_d[L], act_d[L];
     for (int i = 0; i < L; ++i) vio_d[i] = double(vio[i]), act_d[i] = double(act[i]);
-    finish_lanes<T, Acc, L>(P, kW ? W : nullptr, A, n, lanes, m, vio_d, act_d, a.grad, a.lgrad, s0,
-                            a.loss + s0, a.active ? a.active + s0 : nullptr, G);
+    finish_lanes<T, Acc, L>(P, kW ? W : nullptr, A, n, lanes, vio_d, act_d, a, s0, G);
   }
 }
 
@@ -235,8 +234,7 @@ inline __attribute__((always_inline)) void dense_rows(const SeriesArgs<T>& a, in
       }
     }
 
-    finish_series<T, Acc>(ps, ws, A, 1, n, m, v, c, a.grad ? a.grad + a.lgrad.start(s, n) : nullptr,
-                          a.lgrad.stride(), a.loss + s, a.active ? a.active + s : nullptr);
+    finish_series<T, Acc>(ps, ws, A, 1, n, m, v, c, a.grad_of(s), a.loss + s, a.active ? a.active + s : nullptr);
   }
 }
 

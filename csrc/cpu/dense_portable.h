@@ -111,8 +111,7 @@ inline __attribute__((always_inline)) void lanes(const SeriesArgs<T>& a, int64_t
     }
     double vio_d[L], act_d[L];
     for (int i = 0; i < L; ++i) vio_d[i] = double(vio[i]), act_d[i] = double(act[i]);
-    finish_lanes<T, Acc, L>(P, nullptr, A, n, lanes_used, a.margin, vio_d, act_d,
-                            a.grad, a.lgrad, s0, a.loss + s0, a.active ? a.active + s0 : nullptr, G);
+    finish_lanes<T, Acc, L>(P, nullptr, A, n, lanes_used, vio_d, act_d, a, s0, G);
   }
 }
 
@@ -185,8 +184,7 @@ inline __attribute__((always_inline)) void rows(const SeriesArgs<T>& a, int64_t 
       act += hsum(act_v);
     }
     for (int64_t k = 0; k < n; ++k) A[k] += A_row[k];
-    finish_series<T, Acc>(ps, nullptr, A, 1, n, a.margin, double(vio), double(act),
-                          a.grad ? a.grad + a.lgrad.start(s, n) : nullptr, a.lgrad.stride(), a.loss + s,
+    finish_series<T, Acc>(ps, nullptr, A, 1, n, a.margin, double(vio), double(act), a.grad_of(s), a.loss + s,
                           a.active ? a.active + s : nullptr);
   }
 }

@@ -62,24 +62,21 @@ void check_series(const at::Tensor& t, const char* op, const char* name, const a
 
 // Where run_series reads its series and writes their gradient.
 struct Layouts {
-  cpu::SeriesLayout p, g, w, grad;
-  std::vector<int64_t> grad_shape;  // of the gradient tensor (S * N elements)
+  cpu::SeriesLayout p, g, w, grad;  // row-major (S, N) by default
 };
 
 // S series of N elements read through layouts of the data of p, g and w (w may be
-// undefined): runs the algorithm `algo` picks and returns rank_hinge's (stats, grad),
-// with the stats summed over `groups` equal runs of consecutive series (in order, in
-// double): (groups, 2); groups = S keeps one row per series.
-std::tuple<at::Tensor, at::Tensor> run_series(Algo algo, const at::Tensor& p, const at::Tensor& g,
-                                              const at::Tensor& w, const Layouts& l, int64_t S, int64_t N,
-                                              int64_t groups, double margin, int64_t window, bool need_grad,
-                                              bool need_active) {
-  at::Tensor stats = at::zeros({groups, 2}, p.options());
-  at::Tensor grad = need_grad ? at::empty(l.grad_shape, p.options()) : at::empty({0}, p.options());
-  if (S == 0 || N == 0) {
-    if (need_grad) grad.zero_();
-    return {stats, grad};
-  }
+// undefined): runs the algorithm `algo` picks, writes the gradient of series s, times
+// grad_scale[s / (S / groups)] (1 when grad_scale is nullptr), into `grad` through l.grad
+// (undefined: no gradient; grad_add: added to what it holds) and returns the stats of
+// rank_hinge summed over `groups` equal runs of consecutive series, in order and in
+// double: [hinge sum, active count] per group.
+std::vector<double> run_series(Algo algo, const at::Tensor& p, const at::Tensor& g, const at::Tensor& w,
+                               const Layouts& l, int64_t S, int64_t N, int64_t groups, double margin,
+                               int64_t window, bool need_active, const at::Tensor& grad,
+                               const double* grad_scale = nullptr, bool grad_add = false) {
+  std::vector<double> sums(2 * groups, 0.0);
+  if (S == 0 || N == 0) return sums;
   std::vector<double> loss(S), active(need_active ? S : 0);
   const bool no_window = window < 0 || window >= N - 1;
   if (algo == Algo::kAuto) algo = algo_from_env();
@@ -95,31 +92,30 @@ std::tuple<at::Tensor, at::Tensor> run_series(Algo algo, const at::Tensor& p, co
                                    N,
                                    no_window ? -1 : window,
                                    static_cast<scalar_t>(margin),
-                                   need_grad ? grad.data_ptr<scalar_t>() : nullptr,
+                                   grad.defined() ? grad.data_ptr<scalar_t>() : nullptr,
                                    loss.data(),
                                    need_active ? active.data() : nullptr,
                                    l.p,
                                    l.g,
                                    l.w,
-                                   l.grad};
+                                   l.grad,
+                                   grad_scale,
+                                   S / groups,
+                                   grad_add};
     if (sorted) {
       cpu::sorted_rank_hinge<scalar_t>(args, isa);
     } else {
       cpu::dense_rank_hinge<scalar_t>(args, isa);
     }
-    scalar_t* out = stats.data_ptr<scalar_t>();
-    const int64_t per_group = S / groups;
-    for (int64_t q = 0; q < groups; ++q) {
-      double l = 0, c = 0;
-      for (int64_t s = q * per_group; s < (q + 1) * per_group; ++s) {
-        l += loss[s];
-        if (need_active) c += active[s];
-      }
-      out[2 * q] = static_cast<scalar_t>(l);
-      out[2 * q + 1] = static_cast<scalar_t>(c);
-    }
   });
-  return {stats, grad};
+  const int64_t per_group = S / groups;
+  for (int64_t q = 0; q < groups; ++q) {
+    for (int64_t s = q * per_group; s < (q + 1) * per_group; ++s) {
+      sums[2 * q] += loss[s];
+      if (need_active) sums[2 * q + 1] += active[s];
+    }
+  }
+  return sums;
 }
 
 template <Algo kAlgo>
@@ -136,8 +132,15 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
   if (weight.has_value()) check_series(*weight, op, "weight", pred);
   const int64_t S = pred.size(0), N = pred.size(1);
   TORCH_CHECK(N < (int64_t(1) << 31), op, ": series must have fewer than 2^31 elements; got ", N);
-  return run_series(kAlgo, pred, gt, weight.has_value() ? *weight : at::Tensor(), Layouts{{}, {}, {}, {}, {S, N}}, S,
-                    N, S, margin, window, need_grad, need_active);
+  at::Tensor grad = at::empty(need_grad ? std::vector<int64_t>{S, N} : std::vector<int64_t>{0}, pred.options());
+  const std::vector<double> sums = run_series(kAlgo, pred, gt, weight.has_value() ? *weight : at::Tensor(),
+                                              Layouts{}, S, N, S, margin, window, need_active,
+                                              need_grad ? grad : at::Tensor());
+  at::Tensor stats = at::empty({S, 2}, pred.options());
+  AT_DISPATCH_FLOATING_TYPES(stats.scalar_type(), "rank_hinge_cpu_stats", [&] {
+    std::copy(sums.begin(), sums.end(), stats.data_ptr<scalar_t>());
+  });
+  return {stats, grad};
 }
 
 // The depths of a (B, T, J, 3) pose tensor (a strided view of channel 2), or the
@@ -153,12 +156,29 @@ at::Tensor depth_of(const at::Tensor& t, const char* name) {
 cpu::SeriesLayout along_joints(const at::Tensor& t) { return {t.size(1), t.stride(0), t.stride(1), t.stride(2)}; }
 cpu::SeriesLayout along_frames(const at::Tensor& t) { return {t.size(2), t.stride(0), t.stride(2), t.stride(1)}; }
 
-// Both terms of the RePOSE loss straight from the poses: the kernels read the series
-// through strided layouts of the depth views (no copies of pred or gt).
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> depth_rank_hinge_cpu(
+// The per-sample factors of one term as doubles (undefined when the term is off).
+at::Tensor term_scale(const std::optional<at::Tensor>& scale, int64_t B, const char* name) {
+  if (!scale.has_value()) return at::Tensor();
+  const at::Tensor& s = *scale;
+  TORCH_CHECK(s.device().is_cpu(), "repose::depth_rank_loss (cpu): ", name, " must be a CPU tensor; got ",
+              s.device());
+  TORCH_CHECK(s.dim() == 1 && s.size(0) == B, "repose::depth_rank_loss: ", name, " must have shape (B,) = (", B,
+              "); got ", s.sizes());
+  TORCH_CHECK(at::isFloatingType(s.scalar_type()), "repose::depth_rank_loss: ", name,
+              " must be a floating-point tensor; got ", s.scalar_type());
+  return s.to(at::kDouble).contiguous();
+}
+
+// Both terms of the RePOSE loss straight from the poses, reduced with per-sample factors,
+// and d loss.sum() / d pred in pred's shape: the kernels read the series through strided
+// layouts of the depth views (no copies of pred or gt) and write the scaled gradient of
+// each term straight into the depth channel of one buffer (the temporal term adds to
+// what the spatial term wrote).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
     const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& weight, double margin,
-    int64_t window, bool spatial, bool temporal, bool need_grad, bool need_active) {
-  const char* op = "repose::depth_rank_hinge";
+    int64_t window, const std::optional<at::Tensor>& spatial_scale, const std::optional<at::Tensor>& temporal_scale,
+    bool need_grad, bool need_active) {
+  const char* op = "repose::depth_rank_loss";
   TORCH_CHECK(pred.device().is_cpu() && gt.device().is_cpu(), op, " (cpu): pred and gt must be CPU tensors; got ",
               pred.device(), " and ", gt.device());
   TORCH_CHECK(pred.scalar_type() == at::kFloat || pred.scalar_type() == at::kDouble, op,
@@ -179,94 +199,48 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> depth_rank_hinge_cpu(
   }
   const int64_t B = zp.size(0), T = zp.size(1), J = zp.size(2);
   TORCH_CHECK(T < (int64_t(1) << 31), op, ": series must have fewer than 2^31 elements; got T = ", T);
-  // A term that is off returns empty tensors (distinct ones: outputs must not alias).
-  at::Tensor spatial_stats = at::zeros({0, 2}, pred.options()), spatial_grad = at::empty({0}, pred.options());
-  at::Tensor temporal_stats = at::zeros({0, 2}, pred.options()), temporal_grad = at::empty({0}, pred.options());
-  const cpu::SeriesLayout none{};
-  if (spatial) {  // gradient (B, T, J): row-major series
-    const Layouts l{along_joints(zp), along_joints(zg), w.defined() ? along_joints(w) : none, none, {B, T, J}};
-    std::tie(spatial_stats, spatial_grad) =
-        run_series(Algo::kAuto, zp, zg, w, l, B * T, J, B, margin, -1, need_grad, need_active);
-  }
-  if (temporal) {  // gradient (B, T, J) too: series b*J + j starts at b*T*J + j, steps of J
-    const Layouts l{along_frames(zp), along_frames(zg), w.defined() ? along_frames(w) : none,
-                    cpu::SeriesLayout{J, T * J, 1, J}, {B, T, J}};
-    std::tie(temporal_stats, temporal_grad) =
-        run_series(Algo::kAuto, zp, zg, w, l, B * J, T, B, margin, window, need_grad, need_active);
-  }
-  return {spatial_stats, temporal_stats, spatial_grad, temporal_grad};
-}
+  const at::Tensor scales[2] = {term_scale(spatial_scale, B, "spatial_scale"),
+                                term_scale(temporal_scale, B, "temporal_scale")};
 
-// d loss / d pred = sum over samples and terms of (upstream gradient of the sample's
-// hinge sum) x (the saved gradient), written in pred's shape in one pass.
-at::Tensor depth_rank_hinge_backward_cpu(const std::optional<at::Tensor>& grad_spatial_stats,
-                                         const std::optional<at::Tensor>& grad_temporal_stats,
-                                         const at::Tensor& spatial_grad, const at::Tensor& temporal_grad, bool pose) {
-  const char* op = "repose::depth_rank_hinge_backward";
-  const bool has_s = grad_spatial_stats.has_value(), has_t = grad_temporal_stats.has_value();
-  TORCH_CHECK(has_s || has_t, op, ": needs grad_spatial_stats or grad_temporal_stats");
-  TORCH_CHECK(!has_s || spatial_grad.dim() == 3, op, ": spatial_grad must have shape (B, T, J); got ",
-              spatial_grad.sizes(), " (was the loss computed with need_grad=False?)");
-  TORCH_CHECK(!has_t || temporal_grad.dim() == 3, op, ": temporal_grad must have shape (B, T, J); got ",
-              temporal_grad.sizes(), " (was the loss computed with need_grad=False?)");
-  TORCH_CHECK(!(has_s && has_t) || temporal_grad.sizes() == spatial_grad.sizes(), op,
-              ": temporal_grad must have the shape of spatial_grad ", spatial_grad.sizes(), "; got ",
-              temporal_grad.sizes());
-  const at::Tensor& like = has_s ? spatial_grad : temporal_grad;
-  const int64_t B = like.size(0), TJ = like.size(1) * like.size(2);
-  // Column 0 of each (B, 2) stats gradient (the hinge sums; the active counts have no gradient).
-  auto column = [&](const std::optional<at::Tensor>& g, const char* name) -> at::Tensor {
-    if (!g.has_value()) return at::Tensor();
-    TORCH_CHECK(g->dim() == 2 && g->size(0) == B && g->size(1) == 2, op, ": ", name, " must have shape (", B,
-                ", 2); got ", g->sizes());
-    return g->select(1, 0).to(like.scalar_type()).contiguous();
-  };
-  const at::Tensor a = column(grad_spatial_stats, "grad_spatial_stats");
-  const at::Tensor c = column(grad_temporal_stats, "grad_temporal_stats");
-  const at::Tensor sg = has_s ? spatial_grad.contiguous() : spatial_grad;
-  const at::Tensor tg = has_t ? temporal_grad.contiguous() : temporal_grad;
-  std::vector<int64_t> shape(like.sizes().begin(), like.sizes().end());
-  if (pose) shape.push_back(3);
-  at::Tensor out = at::empty(shape, like.options());
-  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "depth_rank_hinge_backward_cpu", [&] {
-    const scalar_t* as = has_s ? a.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* cs = has_t ? c.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* sp = has_s ? sg.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* tp = has_t ? tg.data_ptr<scalar_t>() : nullptr;
-    scalar_t* o = out.data_ptr<scalar_t>();
-    // Blocks of one sample's depth gradient: z = a_b * spatial + c_b * temporal, then
-    // written out (as (0, 0, z) triples for poses).
-    constexpr int64_t kBlock = 1024;
-    at::parallel_for(0, B * TJ, 4 * kBlock, [&](int64_t i0, int64_t i1) {
-      scalar_t z[kBlock];
-      for (int64_t i = i0; i < i1;) {
-        const int64_t b = i / TJ, end = std::min({i1, (b + 1) * TJ, i + kBlock}), len = end - i;
-        const scalar_t ab = has_s ? as[b] : scalar_t(0), cb = has_t ? cs[b] : scalar_t(0);
-        if (has_s && has_t) {
-          for (int64_t k = 0; k < len; ++k) z[k] = ab * sp[i + k] + cb * tp[i + k];
-        } else if (has_s) {
-          for (int64_t k = 0; k < len; ++k) z[k] = ab * sp[i + k];
-        } else {
-          for (int64_t k = 0; k < len; ++k) z[k] = cb * tp[i + k];
-        }
-        if (pose) {
-          scalar_t* dst = o + 3 * i;
-          for (int64_t k = 0; k < len; ++k) dst[3 * k] = 0, dst[3 * k + 1] = 0, dst[3 * k + 2] = z[k];
-        } else {
-          std::copy(z, z + len, o + i);
-        }
-        i = end;
+  // Poses: zeros in the x and y channels; depths: every element is written (or zeroed below).
+  at::Tensor grad = !need_grad       ? at::empty({0}, pred.options())
+                    : pred.dim() == 4 ? at::zeros(pred.sizes(), pred.options())
+                                      : at::empty(pred.sizes(), pred.options());
+  const at::Tensor gz = need_grad ? depth_of(grad, "grad") : at::Tensor();
+  std::vector<double> loss(B, 0.0);
+  at::Tensor active = at::zeros({B, 2}, pred.options());
+  bool written = false;  // whether a term has written the gradient yet (the next one adds to it)
+  for (int term = 0; term < 2; ++term) {
+    if (!scales[term].defined()) continue;
+    const bool spatial = term == 0;
+    auto along = spatial ? along_joints : along_frames;
+    const cpu::SeriesLayout none{};
+    const Layouts l{along(zp), along(zg), w.defined() ? along(w) : none, need_grad ? along(gz) : none};
+    const double* scale = scales[term].data_ptr<double>();
+    const std::vector<double> sums =
+        run_series(Algo::kAuto, zp, zg, w, l, spatial ? B * T : B * J, spatial ? J : T, B, margin,
+                   spatial ? -1 : window, need_active, gz, scale, written);
+    written = true;
+    AT_DISPATCH_FLOATING_TYPES(active.scalar_type(), "depth_rank_loss_cpu_active", [&] {
+      scalar_t* act = active.data_ptr<scalar_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        loss[b] += scale[b] * sums[2 * b];
+        act[2 * b + term] = static_cast<scalar_t>(sums[2 * b + 1]);
       }
     });
+  }
+  if (need_grad && !written && pred.dim() == 3) grad.zero_();
+  at::Tensor out = at::empty({B}, pred.options());
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "depth_rank_loss_cpu_loss", [&] {
+    std::copy(loss.begin(), loss.end(), out.data_ptr<scalar_t>());
   });
-  return out;
+  return {out, active, grad};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(repose, CPU, m) {
-  m.impl("depth_rank_hinge", &depth_rank_hinge_cpu);
-  m.impl("depth_rank_hinge_backward", &depth_rank_hinge_backward_cpu);
+  m.impl("depth_rank_loss", &depth_rank_loss_cpu);
   m.impl("rank_hinge", &rank_hinge_cpu<Algo::kAuto>);
   m.impl("rank_hinge_dense", &rank_hinge_cpu<Algo::kDense>);
   m.impl("rank_hinge_sorted", &rank_hinge_cpu<Algo::kSorted>);

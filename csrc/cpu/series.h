@@ -50,6 +50,21 @@ struct SeriesLayout {
   }
 };
 
+// Where a kernel writes the gradient of one series: element k goes to p[k * step] as
+// scale * (its d loss / d p), added to what is there when `add` (the second term of a
+// one-pass op writing into the same gradient).
+template <typename T>
+struct GradSink {
+  T* p = nullptr;  // nullptr: no gradient
+  int64_t step = 1;
+  double scale = 1;
+  bool add = false;
+  void put(int64_t k, double v) const {
+    const T x = static_cast<T>(scale * v);
+    p[k * step] = add ? T(p[k * step] + x) : x;
+  }
+};
+
 template <typename T>
 struct SeriesArgs {
   const T* p;        // (S, N) predicted depths (layout lp)
@@ -63,6 +78,14 @@ struct SeriesArgs {
   double* loss;      // (S) weighted hinge sum of each series
   double* active;    // (S) weighted count of pairs with g_k < g_l, or nullptr
   SeriesLayout lp = {}, lg = {}, lw = {}, lgrad = {};
+  const double* grad_scale = nullptr;  // series s's gradient is scaled by grad_scale[s / scale_every]
+  int64_t scale_every = 1;
+  bool grad_add = false;  // add the gradient to what the buffer holds
+
+  GradSink<T> grad_of(int64_t s) const {
+    if (grad == nullptr) return {};
+    return {grad + lgrad.start(s, n), lgrad.stride(), grad_scale ? grad_scale[s / scale_every] : 1.0, grad_add};
+  }
 };
 
 // Series s of `base` (layout l) as a contiguous row of n: the row itself when its
@@ -76,12 +99,11 @@ inline const T* series_row(const T* base, const SeriesLayout& l, int64_t s, int6
   return buf;
 }
 
-// Writes the gradient (element k at grad[k * grad_step]), loss and active count of one
-// series from its A_j (stride `stride` apart in `a`), V and active count. p and w point
-// at the series' row.
+// Writes the gradient (to `grad`), loss and active count of one series from its A_j
+// (stride `stride` apart in `a`), V and active count. p and w point at the series' row.
 template <typename T, typename Acc>
 inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, int64_t n, T margin,
-                          double violated, double active, T* grad, int64_t grad_step, double* loss_out,
+                          double violated, double active, const GradSink<T>& grad, double* loss_out,
                           double* active_out) {
   // c = the midrange: exact for float inputs, and |p - c| is as small as it gets. The
   // extremes are taken in T over 16 interleaved partial ranges (vectorised; the order
@@ -112,7 +134,7 @@ inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, 
     double gk = static_cast<double>(a[k * stride]);
     if (w != nullptr) gk *= static_cast<double>(w[k]);
     part[k % kParts] += (static_cast<double>(p[k]) - c) * gk;
-    if (grad != nullptr) grad[k * grad_step] = static_cast<T>(gk);
+    if (grad.p != nullptr) grad.put(k, gk);
   }
   double loss = 0;
   for (int i = 0; i < kParts; ++i) loss += part[i];
@@ -121,13 +143,15 @@ inline void finish_series(const T* p, const T* w, const Acc* a, int64_t stride, 
 }
 
 // finish_series for the L series of a lanes block at once: P, W, A are [n][L] (W may be
-// nullptr), lane i is series s0 + i; grad (layout lgrad, or nullptr) is the whole
-// gradient and loss/active point at series s0's entries. Lanes are independent, so each
-// sums its k in order.
+// nullptr), lane i is series s0 + i of `out` (its gradient, loss and active count are
+// written). Lanes are independent, so each sums its k in order.
 template <typename T, typename Acc, int L>
-inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int64_t lanes, T margin,
-                         const double* violated, const double* active, T* grad, const SeriesLayout& lgrad,
-                         int64_t s0, double* loss_out, double* active_out, T* scratch /* [n][L] */) {
+inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int64_t lanes,
+                         const double* violated, const double* active, const SeriesArgs<T>& out, int64_t s0,
+                         T* scratch /* [n][L] */) {
+  const T margin = out.margin;
+  double* loss_out = out.loss + s0;
+  double* active_out = out.active ? out.active + s0 : nullptr;
   T lo[L], hi[L];  // extremes in T: exact, and vectorised
   double c[L], loss[L];
   for (int i = 0; i < L; ++i) lo[i] = hi[i] = n > 0 ? P[i] : T(0);
@@ -150,10 +174,9 @@ inline void finish_lanes(const T* P, const Acc* W, const Acc* A, int64_t n, int6
   for (int64_t i = 0; i < lanes; ++i) {
     loss_out[i] = loss[i] + static_cast<double>(margin) * violated[i];
     if (active_out != nullptr) active_out[i] = active[i];
-    if (grad != nullptr) {
-      T* row = grad + lgrad.start(s0 + i, n);
-      const int64_t step = lgrad.stride();
-      for (int64_t k = 0; k < n; ++k) row[k * step] = scratch[k * L + i];
+    const GradSink<T> grad = out.grad_of(s0 + i);
+    if (grad.p != nullptr) {
+      for (int64_t k = 0; k < n; ++k) grad.put(k, scratch[k * L + i]);
     }
   }
 }

@@ -141,7 +141,7 @@ inline void fenwick_add(Tree* t, int64_t n, int64_t rank, Tree v) {
 }
 
 template <typename T, bool kW>
-void sorted_series(const T* p, const T* g, const T* w, int64_t n, T m, T* grad, int64_t grad_step, double* loss,
+void sorted_series(const T* p, const T* g, const T* w, int64_t n, T m, const GradSink<T>& grad, double* loss,
                    double* active, SortedScratch<T, kW>& sc) {
   using Tree = typename SortedScratch<T, kW>::Tree;
   using Acc = typename SortedScratch<T, kW>::Acc;
@@ -204,7 +204,7 @@ void sorted_series(const T* p, const T* g, const T* w, int64_t n, T m, T* grad, 
     }
     i = end;
   }
-  finish_series<T, Acc>(p, w, a, 1, n, m, double(violated), double(act), grad, grad_step, loss, active);
+  finish_series<T, Acc>(p, w, a, 1, n, m, double(violated), double(act), grad, loss, active);
 }
 
 template <typename T>
@@ -229,17 +229,17 @@ void sorted_run(const SeriesArgs<T>& a, Isa isa) {
       const T* p = series_row(a.p, a.lp, s, n, gather.data());
       const T* g = series_row(a.g, a.lg, s, n, gather.data() + n);
       const T* w = kW ? series_row(a.w, a.lw, s, n, gather.data() + 2 * n) : nullptr;
-      T* grad = a.grad ? a.grad + a.lgrad.start(s, n) : nullptr;
-      const int64_t grad_step = a.lgrad.stride();
+      const GradSink<T> grad = a.grad_of(s);
       double* act = a.active ? a.active + s : nullptr;
       if (!all_sortable(p, g, n)) {  // NaN/inf: the dense loop keeps the reference's semantics
-        SeriesArgs<T> one{p, g, w, 1, n, -1, a.margin, grad, a.loss + s, act};
-        one.lgrad = SeriesLayout{1, 0, 0, grad_step};  // series 0 at grad, elements grad_step apart
+        SeriesArgs<T> one{p, g, w, 1, n, -1, a.margin, grad.p, a.loss + s, act};
+        one.lgrad = SeriesLayout{1, 0, 0, grad.step};  // series 0 at grad.p, elements grad.step apart
+        one.grad_scale = &grad.scale, one.grad_add = grad.add;
         dense_rank_hinge<T>(one, isa);
         continue;
       }
       double act_s = 0;
-      sorted_series<T, kW>(p, g, w, n, a.margin, grad, grad_step, a.loss + s, &act_s, sc);
+      sorted_series<T, kW>(p, g, w, n, a.margin, grad, a.loss + s, &act_s, sc);
       if (act) *act = act_s;
     }
   });
