@@ -513,6 +513,29 @@ def test_bad_lambda(lam):
         repose_ext.depth_rank_loss(pred, gt, lambda_temporal=lam)
 
 
+def test_one_pass_gradient_buffers_are_reused_safely():
+    """The op's gradients come from a cache of freed buffers: a reused buffer (stale values,
+    a slightly larger size) still gives exact gradients, and the gradient is an ordinary
+    tensor (resizing keeps its values)."""
+    gen = torch.Generator().manual_seed(5)
+    for shape, kw in [((2, 9, 17, 3), {}), ((2, 9, 17), {}), ((2, 8, 17), dict(lambda_spatial=0.0)),
+                      ((2, 8, 17), dict(lambda_temporal=0.0)), ((2, 8, 17), dict(margin=0.1, reduction="active")),
+                      ((2, 9, 17, 3), dict(reduction="none"))]:
+        for _ in range(3):
+            pred = torch.randn(shape, generator=gen, dtype=torch.float64, requires_grad=True)
+            gt = torch.randn(shape, generator=gen, dtype=torch.float64)
+            (expected,) = torch.autograd.grad(repose_ext.depth_rank_loss(pred, gt, backend="reference", **kw).sum(), pred)
+            (got,) = torch.autograd.grad(repose_ext.depth_rank_loss(pred, gt, backend=FUSED_CPU, **kw).sum(), pred)
+            torch.testing.assert_close(got, expected, **TOL[torch.float64])
+            got.fill_(float("nan"))  # freed dirty: the next call may get this buffer back
+            del got
+    pred.grad = None
+    repose_ext.depth_rank_loss(pred, gt, backend=FUSED_CPU).backward()
+    kept = pred.grad.clone()
+    pred.grad.resize_(3 * kept.numel())
+    assert torch.equal(pred.grad[: kept.numel()], kept.flatten())
+
+
 def test_depth_op_errors():
     op = torch.ops.repose.depth_rank_loss
     p = torch.randn(2, 5, 4, 3)
