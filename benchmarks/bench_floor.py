@@ -2,7 +2,7 @@
 spatial + temporal rank loss, against the target of 1.4 ms (half the speed of the dense pair
 loop's compute floor, about 0.68 ms on the 2-core development machine).
 
-    python benchmarks/bench_floor.py [--threads N] [--seconds 20]
+    python benchmarks/bench_floor.py [--threads N] [--seconds 20] [--block 1]
 
 Rows, timed round-robin in one run (so their ratios are comparable on a shared machine):
   depth_rank_loss        the public one-pass API (what DepthRankLoss and the trainer use)
@@ -12,7 +12,10 @@ Rows, timed round-robin in one run (so their ratios are comparable on a shared m
   kernels only           repose::rank_hinge on (S, N) series prepared beforehand (no layout
                          work, no backward pass)
 All rows compute the same loss and gradient (checked before timing). Prints the median and the
-10th percentile of each, and the public API's median over the target.
+10th percentile of each, and the public API's median over the target. With --block N each row
+runs N times in a row before the next one (the steady state of a training loop, which calls the
+same loss every step); the default, 1, alternates the rows call by call, so that each call finds
+the caches and the heap as the other rows left them.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--seconds", type=float, default=20.0, help="total timing budget")
+    ap.add_argument("--block", type=int, default=1, help="consecutive calls of a row before the next row")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,12 +87,13 @@ def main():
     end = time.perf_counter() + args.seconds
     while time.perf_counter() < end:
         for name, fn in rows.items():
-            t0 = time.perf_counter()
-            fn(pred)
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(args.block):
+                t0 = time.perf_counter()
+                fn(pred)
+                times[name].append(time.perf_counter() - t0)
 
     print(f"(B, T, J) = {SHAPE}; {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"commit {commit()}; {len(times['depth_rank_loss'])} rounds")
+          f"commit {commit()}; {len(times['depth_rank_loss'])} calls per row in blocks of {args.block}")
     print("| forward+backward | median ms | p10 ms |")
     print("|---|---|---|")
     for name, ts in times.items():
