@@ -149,7 +149,7 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
 // The depths of a (B, T, J, 3) pose tensor (a strided view of channel 2), or the
 // (B, T, J) depth tensor itself.
 at::Tensor depth_of(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.dim() == 3 || (t.dim() == 4 && t.size(3) == 3), "repose::depth_rank_hinge: ", name,
+  TORCH_CHECK(t.dim() == 3 || (t.dim() == 4 && t.size(3) == 3), "repose::depth_rank_loss: ", name,
               " must have shape (B, T, J, 3) or depths (B, T, J); got ", t.sizes());
   return t.dim() == 4 ? t.select(3, 2) : t;
 }

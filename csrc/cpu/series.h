@@ -74,7 +74,7 @@ struct SeriesArgs {
   int64_t n;         // elements per series
   int64_t window;    // < 0: every pair; else only pairs with |k - l| <= window
   T margin;
-  T* grad;           // (S, N) d loss_s / d p (layout lgrad), or nullptr
+  T* grad;           // (S, N) d loss_s / d p (layout lgrad; written as grad_of says), or nullptr
   double* loss;      // (S) weighted hinge sum of each series
   double* active;    // (S) weighted count of pairs with g_k < g_l, or nullptr
   SeriesLayout lp = {}, lg = {}, lw = {}, lgrad = {};
