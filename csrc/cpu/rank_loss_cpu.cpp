@@ -164,9 +164,11 @@ cpu::SeriesLayout along_frames(const at::Tensor& t) { return {t.size(2), t.strid
 // same size; from glibc these come back freshly mapped whenever it has trimmed its heap
 // in between (it trims when frees pile up at the top), and faulting them in page by
 // page cost up to 0.8 ms per step (about 730 page faults when the two terms are
-// computed by two calls). The cache holds up to kCachedBuffers freed buffers and hands
-// one out for any request that fits it (at least the size, at most twice).
+// computed by two calls). The cache holds the kCachedBuffers most recently freed buffers
+// of at most kCachedMaxBytes each (an older one is freed when a new one comes in) and
+// hands one out for any request that fits it (at least the size, at most twice).
 constexpr int kCachedBuffers = 4;
+constexpr size_t kCachedMaxBytes = size_t(64) << 20;
 
 struct BufferCache {
   std::mutex m;
@@ -190,15 +192,20 @@ void release_buffer(void* ctx) {
   delete static_cast<CachedBuffer*>(ctx);
   void* p = held.p;
   const size_t bytes = held.bytes;
-  BufferCache& c = buffer_cache();
-  {
+  if (bytes <= kCachedMaxBytes) {  // keep it, oldest first; free the oldest when full
+    BufferCache& c = buffer_cache();
     std::lock_guard<std::mutex> lock(c.m);
-    if (c.count < kCachedBuffers) {
-      c.p[c.count] = p, c.bytes[c.count] = bytes, ++c.count;
-      return;
+    void* oldest = nullptr;
+    if (c.count == kCachedBuffers) {
+      oldest = c.p[0];
+      std::copy(c.p + 1, c.p + c.count, c.p);
+      std::copy(c.bytes + 1, c.bytes + c.count, c.bytes);
+      --c.count;
     }
+    c.p[c.count] = p, c.bytes[c.count] = bytes, ++c.count;
+    p = oldest;
   }
-  c10::free_cpu(p);
+  if (p != nullptr) c10::free_cpu(p);
 }
 
 // An uninitialised contiguous tensor of `shape`, its memory from the cache when a buffer
@@ -216,8 +223,9 @@ at::Tensor cached_empty(at::IntArrayRef shape, const at::TensorOptions& options)
     for (int i = c.count - 1; i >= 0; --i) {  // the most recently freed first
       if (c.bytes[i] >= need && c.bytes[i] <= 2 * need) {
         p = c.p[i], bytes = c.bytes[i];
+        std::copy(c.p + i + 1, c.p + c.count, c.p + i);  // the rest keep their order
+        std::copy(c.bytes + i + 1, c.bytes + c.count, c.bytes + i);
         --c.count;
-        c.p[i] = c.p[c.count], c.bytes[i] = c.bytes[c.count];
         break;
       }
     }
