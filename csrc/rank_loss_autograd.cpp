@@ -42,7 +42,7 @@ bool all_ones(const at::Tensor& g) {
     return false;
   }
   bool ones = true;
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "repose_all_ones", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "repose_all_ones", [&] {
     const auto a = g.accessor<scalar_t, 1>();
     for (int64_t i = 0; i < a.size(0); ++i) ones &= a[i] == scalar_t(1);
   });
