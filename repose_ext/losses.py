@@ -120,15 +120,14 @@ def _one_pass_loss(op, p, g, w, margin, window, reduction, need_grad, lambdas):
     come out of the op: one call per term. None when both lambdas are 0."""
     b, win = p.shape[0], -1 if window is None else int(window)
     if reduction == "active":
-        loss = None
+        terms = [None, None]
         for col, lam in enumerate(lambdas):
             if lam != 0:
                 scales = [None, None]
                 scales[col] = p.new_ones(b, dtype=torch.float64)
                 per_sample, active, _ = op(p, g, w, margin, win, *scales, need_grad, True)
-                term = lam * _safe_div(per_sample.sum(), active[:, col].sum())
-                loss = term if loss is None else loss + term
-        return loss
+                terms[col] = _safe_div(per_sample.sum(), active[:, col].sum())
+        return _weighted_sum(lambdas, terms)
     scales = [None, None]
     for col, (lam, dim, term_window) in enumerate(zip(lambdas, (2, 1), (None, window))):
         if lam != 0:

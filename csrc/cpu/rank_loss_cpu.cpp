@@ -11,9 +11,9 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <c10/util/accumulate.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -121,6 +121,14 @@ std::vector<double> run_series(Algo algo, const at::Tensor& p, const at::Tensor&
   return sums;
 }
 
+// A tensor of `shape` (and options' dtype) holding the doubles `v`.
+at::Tensor tensor_of(const std::vector<double>& v, at::IntArrayRef shape, const at::TensorOptions& options) {
+  at::Tensor t = at::empty(shape, options);
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "repose_tensor_of",
+                             [&] { std::copy(v.begin(), v.end(), t.data_ptr<scalar_t>()); });
+  return t;
+}
+
 template <Algo kAlgo>
 std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const at::Tensor& gt,
                                                   const std::optional<at::Tensor>& weight, double margin,
@@ -139,11 +147,7 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
   const std::vector<double> sums = run_series(kAlgo, pred, gt, weight.has_value() ? *weight : at::Tensor(),
                                               Layouts{}, S, N, S, margin, window, need_active,
                                               need_grad ? grad : at::Tensor());
-  at::Tensor stats = at::empty({S, 2}, pred.options());
-  AT_DISPATCH_FLOATING_TYPES(stats.scalar_type(), "rank_hinge_cpu_stats", [&] {
-    std::copy(sums.begin(), sums.end(), stats.data_ptr<scalar_t>());
-  });
-  return {stats, grad};
+  return {tensor_of(sums, {S, 2}, pred.options()), grad};
 }
 
 // The depths of a (B, T, J, 3) pose tensor (a strided view of channel 2), or the
@@ -212,9 +216,7 @@ void release_buffer(void* ctx) {
 // fits. It behaves as any CPU tensor (resizing it allocates from torch's CPU allocator);
 // its memory goes back to the cache when freed.
 at::Tensor cached_empty(at::IntArrayRef shape, const at::TensorOptions& options) {
-  int64_t numel = 1;
-  for (int64_t d : shape) numel *= d;
-  const size_t need = std::max<size_t>(size_t(numel) * options.dtype().itemsize(), 1);
+  const size_t need = std::max<size_t>(size_t(c10::multiply_integers(shape)) * options.dtype().itemsize(), 1);
   void* p = nullptr;
   size_t bytes = need;
   {
@@ -286,12 +288,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
   const at::Tensor scales[2] = {term_scale(spatial_scale, B, "spatial_scale"),
                                 term_scale(temporal_scale, B, "temporal_scale")};
 
-  // Poses: zeros in the x and y channels; depths: every element is written (or zeroed below).
+  // Poses: zeros in the x and y channels; depths: the terms write every element (zeros if none is on).
   at::Tensor grad = need_grad ? cached_empty(pred.sizes(), pred.options()) : at::empty({0}, pred.options());
-  if (need_grad && pred.dim() == 4) grad.zero_();
+  if (need_grad && (pred.dim() == 4 || !(scales[0].defined() || scales[1].defined()))) grad.zero_();
   const at::Tensor gz = need_grad ? depth_of(grad, "grad") : at::Tensor();
-  std::vector<double> loss(B, 0.0);
-  at::Tensor active = at::zeros({B, 2}, pred.options());
+  std::vector<double> loss(B, 0.0), active(2 * B, 0.0);
   bool written = false;  // whether a term has written the gradient yet (the next one adds to it)
   for (int term = 0; term < 2; ++term) {
     if (!scales[term].defined()) continue;
@@ -304,20 +305,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
         run_series(Algo::kAuto, zp, zg, w, l, spatial ? B * T : B * J, spatial ? J : T, B, margin,
                    spatial ? -1 : window, need_active, gz, scale, written);
     written = true;
-    AT_DISPATCH_FLOATING_TYPES(active.scalar_type(), "depth_rank_loss_cpu_active", [&] {
-      scalar_t* act = active.data_ptr<scalar_t>();
-      for (int64_t b = 0; b < B; ++b) {
-        loss[b] += scale[b] * sums[2 * b];
-        act[2 * b + term] = static_cast<scalar_t>(sums[2 * b + 1]);
-      }
-    });
+    for (int64_t b = 0; b < B; ++b) {
+      loss[b] += scale[b] * sums[2 * b];
+      active[2 * b + term] = sums[2 * b + 1];
+    }
   }
-  if (need_grad && !written && pred.dim() == 3) grad.zero_();
-  at::Tensor out = at::empty({B}, pred.options());
-  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "depth_rank_loss_cpu_loss", [&] {
-    std::copy(loss.begin(), loss.end(), out.data_ptr<scalar_t>());
-  });
-  return {out, active, grad};
+  return {tensor_of(loss, {B}, pred.options()), tensor_of(active, {B, 2}, pred.options()), grad};
 }
 
 }  // namespace
