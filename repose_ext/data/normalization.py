@@ -12,7 +12,17 @@ per-frame "2.5D factor". All functions accept NumPy arrays or torch tensors and 
 
 from __future__ import annotations
 
-__all__ = ["denormalize_image_coordinates", "normalize_image_coordinates", "normalized_to_millimetres"]
+__all__ = [
+    "PELVIS_JOINTS",
+    "denormalize_image_coordinates",
+    "normalize_image_coordinates",
+    "normalize_keypoints",
+    "normalize_target",
+    "normalized_to_millimetres",
+]
+
+#: H36M-17 joints whose confidence-weighted mean centres a frame in :func:`normalize_keypoints` (pelvis, hips).
+PELVIS_JOINTS = (0, 1, 4)
 
 
 def _check_last_dim(name, pose):
@@ -90,3 +100,104 @@ def normalized_to_millimetres(pose_n, w, h, factor):
         raise ValueError(f"pose_n must have shape (..., 3) (x_n, y_n, z_n); got {tuple(pose_n.shape)}")
     px = denormalize_image_coordinates(pose_n, w, h)
     return px * factor[..., None] if hasattr(factor, "shape") and len(factor.shape) > 0 else px * factor
+
+
+def normalize_keypoints(keypoints, scores, centre_joints=PELVIS_JOINTS, min_joints=4):
+    """Pixel keypoints to the lifters' camera-free input: centred on the pelvis, divided by the pose's 2D size.
+
+    The one input normalisation of the generalising lifters, used at training (:mod:`repose_ext.data.augment`)
+    and at inference (:mod:`repose_ext.lift`). Per frame, with confidences ``c`` (clipped to [0, 1], non-finite
+    -> 0):
+
+    * centre ``o`` = the ``c``-weighted mean of ``centre_joints`` (all joints when those have no weight);
+    * size ``s`` = the ``c``-weighted root-mean-square distance of the joints from ``o`` (pixels);
+    * ``x_n = (x - o) / s``; joints with ``c = 0`` (missing) get ``x_n = 0``;
+    * a frame with fewer than ``min_joints`` confident joints (a missed detection) takes ``s`` from the nearest
+      frame of its clip that has enough (the time axis is the one before the joints), or ``s = 1`` when no frame
+      has; such a frame's joints with ``c > 0`` are still centred and scaled, the others are 0.
+
+    No focal length or image size is needed: a pose looks the same to the lifter whatever camera filmed it.
+    The 3D target of a lifter trained on this input is in the same units: camera-space millimetres, root-relative,
+    times ``f / (Z_root * s)``.
+
+    Args:
+        keypoints: pixel coordinates (x, y), NumPy array.
+        scores: confidences in [0, 1].
+        centre_joints: joints that define the centre.
+        min_joints: confident joints a frame needs to define its own size.
+
+    Returns:
+        ``(inputs, size)``: inputs (..., J, 3) float32 (x_n, y_n, confidence) and size (...,) float64 pixels.
+
+    Shape:
+        keypoints: (..., T, J, 2) or (J, 2); scores: (..., T, J) or (J,).
+    """
+    import numpy as np
+
+    kp = np.asarray(keypoints, dtype=np.float64)
+    c = np.asarray(scores, dtype=np.float64)
+    if kp.ndim < 2 or kp.shape[-1] != 2:
+        raise ValueError(f"keypoints must have shape (..., J, 2); got {kp.shape}")
+    if c.shape != kp.shape[:-1]:
+        raise ValueError(f"scores must have shape {kp.shape[:-1]} (one per keypoint); got {c.shape}")
+    finite = np.isfinite(kp).all(-1)
+    c = np.where(finite & np.isfinite(c), np.clip(c, 0.0, 1.0), 0.0)
+    kp = np.where(finite[..., None], kp, 0.0)
+    cw = c[..., list(centre_joints)]
+    cw_sum = cw.sum(-1, keepdims=True)
+    all_sum = c.sum(-1, keepdims=True)
+    centre_own = (cw[..., None] * kp[..., list(centre_joints), :]).sum(-2) / np.maximum(cw_sum, 1e-12)
+    centre_all = (c[..., None] * kp).sum(-2) / np.maximum(all_sum, 1e-12)
+    centre = np.where(cw_sum > 1e-6, centre_own, centre_all)  # (..., 2)
+    offset = kp - centre[..., None, :]
+    var = (c * (offset ** 2).sum(-1)).sum(-1) / np.maximum(all_sum[..., 0], 1e-12)
+    size = np.sqrt(var)
+    ok = ((c > 0).sum(-1) >= min_joints) & (size > 1e-6)
+    if size.ndim >= 1 and size.shape[-1] > 0:
+        size = _nearest_valid(size, ok)
+    size = np.where(np.isfinite(size) & (size > 1e-6), size, 1.0)
+    xy = np.where((c > 0)[..., None], offset / size[..., None, None], 0.0)
+    return np.concatenate([xy, c[..., None]], axis=-1).astype(np.float32), size
+
+
+def _nearest_valid(values, ok):
+    """Along the last axis, replace values where ``ok`` is False by the nearest (earlier on ties) valid value;
+    NaN where a row has no valid value."""
+    import numpy as np
+
+    t = values.shape[-1]
+    idx = np.broadcast_to(np.arange(t), values.shape)
+    prev = np.maximum.accumulate(np.where(ok, idx, -1), axis=-1)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(ok, idx, t), -1), axis=-1), -1)
+    use_prev = (prev >= 0) & ((nxt >= t) | (idx - prev <= nxt - idx))
+    src = np.where(use_prev, prev, np.where(nxt < t, nxt, 0))
+    filled = np.take_along_axis(values, src, axis=-1)
+    return np.where(ok, values, np.where((prev >= 0) | (nxt < t), filled, np.nan))
+
+
+def normalize_target(joints_cam, size, focal, root=0):
+    """The 3D target that matches :func:`normalize_keypoints`, and its millimetres per unit.
+
+    ``target = (X - X_root) * f / (Z_root * s)`` for x, y and z: the root-relative camera-space pose at the scale
+    of the 2D input (weak perspective at the root's depth). ``target * factor`` with ``factor = s * Z_root / f``
+    is the root-relative pose in millimetres, exactly.
+
+    Args:
+        joints_cam: camera-space joints in mm (z forward, positive).
+        size: the 2D size ``s`` of each frame (pixels), from :func:`normalize_keypoints`.
+        focal: focal length in pixels: a number or one per leading index (broadcast against ``size``).
+        root: root joint.
+
+    Returns:
+        ``(target, factor)``: (..., J, 3) float32 and (...,) float32 mm per unit.
+
+    Shape:
+        joints_cam: (..., J, 3); size: (...,).
+    """
+    import numpy as np
+
+    joints = np.asarray(joints_cam, dtype=np.float64)
+    z_root = joints[..., root, 2]
+    factor = np.asarray(size, dtype=np.float64) * z_root / np.asarray(focal, dtype=np.float64)
+    target = (joints - joints[..., root:root + 1, :]) / factor[..., None, None]
+    return target.astype(np.float32), factor.astype(np.float32)

@@ -45,7 +45,7 @@ import torch
 
 from .camera import camera_to_2_5d
 from .clips import ClipDataset
-from .normalization import normalize_image_coordinates
+from .normalization import normalize_image_coordinates, normalize_keypoints, normalize_target
 from .skeleton import H36M_SKELETON
 
 NUM_JOINTS = 17
@@ -561,6 +561,10 @@ class SyntheticViewsDataset(ClipDataset):
         seed: non-negative int; equal arguments give identical samples.
         with_camera_3d: samples also hold "camera_3d", the (T, 17, 3) camera-space joints in mm.
         path: mocap npz; default the packaged file.
+        input_norm: "image" (MotionBERT's normalised image coordinates and 2.5D target, above) or "pose" (the
+            camera-free input of :func:`repose_ext.data.normalization.normalize_keypoints` and its target
+            :func:`~repose_ext.data.normalization.normalize_target`; ``res`` is then (2, 2) so that millimetres
+            are ``target * factor``).
 
     Samples follow the clip contract (``notes/CLIP_FORMAT.md``): "input" (T, 17, 3) float32
     (x_n, y_n, confidence), "target" (T, 17, 3) float32 normalised 2.5D, "factor" (T,) float32 mm per
@@ -595,7 +599,10 @@ class SyntheticViewsDataset(ClipDataset):
         seed: int = 0,
         with_camera_3d: bool = False,
         path: Optional[str] = None,
+        input_norm: str = "image",
     ):
+        if input_norm not in ("image", "pose"):
+            raise ValueError(f"input_norm must be 'image' or 'pose'; got {input_norm!r}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int; got {seed!r}")
         stride = n_frames if stride is None else stride
@@ -632,7 +639,8 @@ class SyntheticViewsDataset(ClipDataset):
                 self.cameras[source] = camera
                 videos.append(
                     _simulate_video(
-                        mocap[clip], camera, noise, occluders, use_self_occlusion, perspective_target, self.fps, rng
+                        mocap[clip], camera, noise, occluders, use_self_occlusion, perspective_target, self.fps, rng,
+                        input_norm,
                     )
                 )
                 videos[-1].update(source=np.full(len(mocap[clip]), source), action=np.full(len(mocap[clip]), clip))
@@ -646,7 +654,8 @@ class SyntheticViewsDataset(ClipDataset):
             stack("input"),
             stack("target"),
             stack("factor"),
-            np.tile(np.array(resolution, dtype=np.float32), (len(self.self_occluded), 1)),
+            np.tile(np.array(resolution if input_norm == "image" else (2, 2), dtype=np.float32),
+                    (len(self.self_occluded), 1)),
             stack("source"),
             stack("action"),
             n_frames=n_frames,
@@ -680,7 +689,8 @@ class SyntheticViewsDataset(ClipDataset):
         }
 
 
-def _simulate_video(joints_world, camera, noise, occluders, use_self_occlusion, perspective_target, fps, rng):
+def _simulate_video(joints_world, camera, noise, occluders, use_self_occlusion, perspective_target, fps, rng,
+                    input_norm="image"):
     """Per-frame arrays of one (clip, camera) video; see :class:`SyntheticViewsDataset`."""
     frames = len(joints_world)
     joints_cam = camera.world_to_camera(joints_world)
@@ -698,9 +708,13 @@ def _simulate_video(joints_world, camera, noise, occluders, use_self_occlusion, 
         noisy_px, confidence = noise.apply(points_px, occluded, joints_cam[:, ROOT, 2], rng)
     else:
         noisy_px, confidence = points_px, np.ones((frames, NUM_JOINTS))
-    inputs = np.concatenate(
-        [normalize_image_coordinates(noisy_px, camera.width, camera.height), confidence[..., None]], axis=-1
-    )
+    if input_norm == "pose":
+        inputs, size = normalize_keypoints(noisy_px, confidence)
+        target, factor = normalize_target(joints_cam, size, camera.focal)
+    else:
+        inputs = np.concatenate(
+            [normalize_image_coordinates(noisy_px, camera.width, camera.height), confidence[..., None]], axis=-1
+        )
     return {
         "input": inputs.astype(np.float32),
         "target": target.astype(np.float32),
