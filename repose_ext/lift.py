@@ -24,10 +24,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .data.normalization import normalize_image_coordinates
+from .data.normalization import normalize_image_coordinates, normalize_keypoints
 from .data.skeleton import H36M_PARENTS
 from .models import build_model
 from .models.checkpoint import load_checkpoint, load_model_weights
+from .training.datasets import input_norm
 
 DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(__file__), "assets", "default_model.pt")
 NUM_JOINTS = 17
@@ -82,6 +83,9 @@ def load_lifter(checkpoint: Optional[str] = None):
         raise ValueError(f"checkpoint {path} holds no config['model']: pass a checkpoint written by train.py")
     model = build_model(config["model"])
     load_model_weights(model, ckpt)
+    model.input_norm = input_norm(config)
+    if model.maxlen is None:  # convolutional and per-frame lifters take a clip of any length in one pass
+        return model.eval(), None
     window = int((config.get("data") or {}).get("n_frames") or model.maxlen)
     return model.eval(), min(window, model.maxlen)
 
@@ -98,10 +102,18 @@ def window_starts(t: int, window: int):
 
 @torch.no_grad()
 def lift(model, window: int, keypoints: np.ndarray, scores: np.ndarray, width: float, height: float) -> np.ndarray:
-    """Root-relative 3D poses (T, 17, 3) in normalised units from pixel keypoints (T, 17, 2) and scores (T, 17)."""
-    x = np.concatenate([normalize_image_coordinates(keypoints, width, height), scores[..., None]], axis=-1)
+    """Root-relative 3D poses (T, 17, 3) in normalised units from pixel keypoints (T, 17, 2) and scores (T, 17).
+
+    The input is normalised as the model was trained (``model.input_norm``, set by :func:`load_lifter`):
+    "pose" by :func:`normalize_keypoints` (the same function the training pipeline uses), else MotionBERT's
+    image coordinates. ``window`` None lifts the whole clip in one pass."""
+    if getattr(model, "input_norm", "image") == "pose":
+        x, _size = normalize_keypoints(keypoints, scores)
+    else:
+        x = np.concatenate([normalize_image_coordinates(keypoints, width, height), scores[..., None]], axis=-1)
     x = torch.as_tensor(x, dtype=torch.float32)
     t = x.shape[0]
+    window = t if window is None else window
     out = torch.zeros(t, NUM_JOINTS, 3)
     count = torch.zeros(t, 1, 1)
     for s in window_starts(t, window):

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional
 import yaml
 
 #: Datasets the trainer can build (see :mod:`repose_ext.training.datasets`).
-DATASETS = ("synthetic_views", "h36m_motionbert", "videopose3d", "mpi_inf_3dhp")
+DATASETS = ("synthetic_views", "mocap_augmented", "h36m_motionbert", "videopose3d", "mpi_inf_3dhp")
 #: Rank-loss backends: "fused" (the fastest fused kernel of the device; error if none is built), "auto" (fused if
 #: available, else the reference), "reference" (plain PyTorch spec), "off" (rank terms skipped whatever their
 #: weight), or any backend name of :func:`repose_ext.available_backends` ("cpu", "cuda", "triton").
@@ -76,6 +76,7 @@ DEFAULTS: Dict[str, Any] = {
         "log_every": 50,
         "max_steps_per_epoch": None,
         "checkpoint_every": None,
+        "time_budget_s": None,  # wall-clock budget of this invocation (same-budget baselines); None: no limit
     },
     "eval": {
         "flip_test": True,
@@ -282,6 +283,10 @@ def validate(config: Mapping[str, Any]) -> None:
     for key in ("max_steps_per_epoch", "checkpoint_every"):
         v = t[key]
         _check(v is None or (_is_int(v) and v >= 1), f"train.{key}", "null or a positive int", v)
+
+    v = t["time_budget_s"]
+    _check(v is None or (_is_num(v) and 0 < v < float("inf")), "train.time_budget_s", "null or a finite number > 0",
+           v)
 
     e = config["eval"]
     _check(isinstance(e["flip_test"], bool), "eval.flip_test", "true or false", e["flip_test"])

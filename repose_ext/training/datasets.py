@@ -7,6 +7,7 @@ module only maps the ``data`` section of a configuration to the right loader cal
 ``data.dataset``    ``data.files``                                 split
 =================== ============================================== ==================================================
 ``synthetic_views`` (none: the embedded mocap clips)               by clip: 12 training actions, 3 held-out actions
+``mocap_augmented`` (none: the embedded mocap clips, augmented)     as above; also the wild split (extra tests)
 ``h36m_motionbert`` ``pickle``: ``h36m_sh_conf_cam_source_final``  the pickle's ``train`` / ``test``
 ``videopose3d``     ``positions_3d``, ``positions_2d`` (npz)       S1 S5 S6 S7 S8 / S9 S11
 ``mpi_inf_3dhp``    ``train``, ``test`` (P-STMO npz)               training sequences / TS1-TS6
@@ -19,7 +20,7 @@ module only maps the ``data`` section of a configuration to the right loader cal
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
 from torch.utils.data import Dataset
@@ -30,6 +31,7 @@ from .config import ConfigError
 #: "mpi_inf_3dhp" (valid frames only, PCK@150 mm and AUC on 14 joints, MPJPE on 17, per sequence).
 PROTOCOLS = {
     "synthetic_views": "h36m",
+    "mocap_augmented": "h36m",
     "h36m_motionbert": "h36m",
     "videopose3d": "h36m",
     "mpi_inf_3dhp": "mpi_inf_3dhp",
@@ -37,6 +39,7 @@ PROTOCOLS = {
 
 _REQUIRED_FILES = {
     "synthetic_views": (),
+    "mocap_augmented": (),
     "h36m_motionbert": ("pickle",),
     "videopose3d": ("positions_3d", "positions_2d"),
     "mpi_inf_3dhp": ("train", "test"),
@@ -52,12 +55,22 @@ class DataBundle:
         test: evaluation clips.
         skeleton: joint layout (flip lists, root) shared by both.
         protocol: "h36m" or "mpi_inf_3dhp" (see :data:`PROTOCOLS`).
+        extra_tests: further evaluation splits by name (the wild split of ``mocap_augmented``), scored after
+            training.
     """
 
     train: Optional[Dataset]
     test: Dataset
     skeleton: Any
     protocol: str
+    extra_tests: Dict[str, Dataset] = field(default_factory=dict)
+
+
+def input_norm(config: Mapping[str, Any]) -> str:
+    """The input normalisation a configuration trains with: "pose" (camera-free,
+    :func:`repose_ext.data.normalization.normalize_keypoints`) for ``mocap_augmented``, else "image"."""
+    data = config.get("data") or {}
+    return "pose" if data.get("dataset") == "mocap_augmented" else "image"
 
 
 def _files(config: Mapping[str, Any], need_train: bool) -> Dict[str, str]:
@@ -103,6 +116,7 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
     options = dict(data["options"])
     n_frames = data["n_frames"]
     train = None
+    extra: Dict[str, Dataset] = {}
 
     if name == "synthetic_views":
         from ..data.synthetic_views import SyntheticViewsDataset
@@ -112,6 +126,25 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
         if need_train:
             train = SyntheticViewsDataset("train", n_frames, **_stride_kwargs(data, "train"), **options)
         test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), **options)
+    elif name == "mocap_augmented":
+        from ..data.augment import AugmentedMocapDataset, wild_views
+        from ..data.synthetic_views import SyntheticViewsDataset
+
+        # data.options: epoch_size (samples per epoch), seed (the data's), augment (AugmentConfig settings),
+        # wild_draws (people and cameras per held-out clip in the wild split).
+        known = {"epoch_size", "seed", "augment", "wild_draws"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"data.options {unknown} unknown for mocap_augmented; expected a subset of "
+                              f"{sorted(known)}")
+        seed = options.get("seed", 0)
+        if need_train:
+            train = AugmentedMocapDataset(n_frames, epoch_size=options.get("epoch_size", 4096), seed=seed,
+                                          augment=options.get("augment"))
+        test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), seed=seed, input_norm="pose")
+        draws = options.get("wild_draws", 8)
+        extra = {f"wild_{kind}": wild_views(n_frames, data["test_stride"], noisy=kind == "noisy", draws=draws)
+                 for kind in ("clean", "noisy")}
     elif name == "h36m_motionbert":
         from ..data import load_h36m_motionbert, read_h36m_motionbert
 
@@ -144,4 +177,4 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
     skeleton = test.skeleton
     if train is not None and train.skeleton != skeleton:
         raise ValueError(f"train and test skeletons differ: {train.skeleton.name} vs {skeleton.name}")
-    return DataBundle(train=train, test=test, skeleton=skeleton, protocol=PROTOCOLS[name])
+    return DataBundle(train=train, test=test, skeleton=skeleton, protocol=PROTOCOLS[name], extra_tests=extra)

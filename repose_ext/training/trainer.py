@@ -188,6 +188,7 @@ class Trainer:
         # The training stream of random numbers (dropout, drop-path) differs per rank.
         seed_everything(derived_seed(seed, self.dist.rank, 1))
 
+        self.deadline: Optional[float] = None  # wall-clock end of training (train.time_budget_s)
         self.epoch = 0  # completed epochs
         self.global_step = 0
         self.best: Dict[str, Any] = {"value": None, "epoch": None, "metric": config["eval"]["select_best_on"]}
@@ -269,6 +270,8 @@ class Trainer:
         t = config["train"]
         self.ddp_model.train()
         self.sampler.set_epoch(self.epoch)
+        if hasattr(self.data.train, "set_epoch"):  # data drawn on the fly: a new draw each epoch
+            self.data.train.set_epoch(self.epoch)
         # Worker seeds come from the loader's generator: make them a function of the epoch too.
         self.train_loader.generator.manual_seed(derived_seed(config["seed"], self.epoch, self.dist.rank, 3))
         flip_gen = torch.Generator().manual_seed(derived_seed(config["seed"], self.epoch, self.dist.rank, 2))
@@ -284,6 +287,8 @@ class Trainer:
                    disable=not self.progress, dynamic_ncols=True, file=self._out)
         for batch in self.train_loader:
             if limit is not None and steps >= limit:
+                break
+            if self.deadline is not None and time.time() >= self.deadline:
                 break
             inputs = batch["input"].to(self.device, non_blocking=True)
             target = prepare_target(batch["target"].to(self.device, non_blocking=True),
@@ -329,10 +334,11 @@ class Trainer:
                                      f"set train.grad_clip")
         return dict(zip(terms, means))
 
-    def evaluate(self, description: str = "eval") -> EvalResult:
-        """Evaluate the current weights on the evaluation split (call on rank 0)."""
+    def evaluate(self, description: str = "eval", loader=None) -> EvalResult:
+        """Evaluate the current weights on the evaluation split, or on ``loader`` (call on rank 0)."""
         e = self.config["eval"]
-        return evaluate(self.model, self.eval_loader, self.skeleton, self.data.protocol, flip=e["flip_test"],
+        loader = self.eval_loader if loader is None else loader
+        return evaluate(self.model, loader, self.skeleton, self.data.protocol, flip=e["flip_test"],
                         rootrel=self.config["data"]["rootrel"], device=self.device, autocast_dtype=self.amp_dtype,
                         depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
                         progress=self.progress, description=description)
@@ -350,6 +356,8 @@ class Trainer:
         config = self.config
         t, e = config["train"], config["eval"]
         start = time.time()
+        budget = t["time_budget_s"]
+        self.deadline = None if budget is None else start + budget
         self.say(f"run folder: {self.run_dir}")
         n_params = sum(p.numel() for p in self.model.parameters())
         processes = f" x {self.dist.world_size} processes" if self.dist.distributed else ""
@@ -379,6 +387,9 @@ class Trainer:
             else:
                 dist_utils.all_gather_object(capture_rng_state(), self.dist)  # matches rank 0's checkpoint gather
             dist_utils.barrier(self.dist)
+            if self.deadline is not None and time.time() >= self.deadline:
+                self.say(f"train.time_budget_s={budget} reached after epoch {self.epoch} (step {self.global_step})")
+                break
 
         if self.dist.is_main and last_result is None:  # epochs == 0, or resumed at the end: evaluate once
             last_result, last_eval_epoch = self.evaluate(description="eval"), self.epoch
@@ -442,6 +453,16 @@ class Trainer:
         if self.best["epoch"] is not None:
             self.say(f"best epoch by {self.best['metric']}: {self.best['epoch']} ({self.best['value']:.4f}); "
                      f"{BEST_SELECTION_NOTE[self.best['metric']]}")
+        splits = {"studio" if self.data.extra_tests else "test": result}
+        for name, dataset in self.data.extra_tests.items():
+            loader = DataLoader(dataset, batch_size=self.config["eval"]["batch_size"], shuffle=False)
+            splits[name] = self.evaluate(description=f"eval {name}", loader=loader)
+        if self.data.extra_tests:
+            split_table = split_summary_table({"model": splits})
+            self.say("")
+            self.say("Every evaluation split (averages over the held-out actions):")
+            self.say(split_table)
+            table = table + "\n\nEvery evaluation split:\n" + split_table
         with open(os.path.join(self.run_dir, "eval_final.txt"), "w", encoding="utf-8") as f:
             f.write(header + "\n" + table + "\n")
         # Weights-only export of the final model (no optimizer state): small enough to ship or share.
@@ -453,6 +474,7 @@ class Trainer:
             "global_step": self.global_step,
             "final_eval_epoch": eval_epoch,
             "final": result.as_dict(),
+            "splits": {name: r.as_dict() for name, r in splits.items()},
             "best": dict(self.best),
             "best_selection": BEST_SELECTION_NOTE[self.best["metric"]],
             "wall_seconds": round(seconds, 1),
@@ -468,6 +490,31 @@ class Trainer:
     def close(self) -> None:
         """Leave the process group."""
         dist_utils.cleanup(self.dist)
+
+
+_SPLIT_COLUMNS = (("mpjpe", "MPJPE", "{:8.2f}"), ("p_mpjpe", "P-MPJPE", "{:8.2f}"),
+                  ("mpjpe_occluded", "MPJPE-occ", "{:9.2f}"), ("mpjpe_visible", "MPJPE-vis", "{:9.2f}"),
+                  ("doa_spatial", "DOA-spatial", "{:11.4f}"), ("doa_temporal", "DOA-temporal", "{:12.4f}"))
+
+
+def split_summary_table(results: Mapping[str, Mapping[str, EvalResult]]) -> str:
+    """One row per (split, model): the "Average" row of each evaluation.
+
+    Args:
+        results: model label -> split name -> :class:`EvalResult`.
+    """
+    header = f"{'split':<12} {'model':<18}" + "".join(f" {h:>{len(f.format(0.0))}}" for _, h, f in _SPLIT_COLUMNS)
+    lines = [header, "-" * len(header)]
+    splits = list(dict.fromkeys(s for per in results.values() for s in per))
+    for split in splits:
+        for label, per in results.items():
+            if split not in per:
+                continue
+            summary = per[split].summary
+            cells = "".join(" " + (f.format(summary[k]) if summary.get(k) is not None and math.isfinite(summary[k])
+                                   else f"{'-':>{len(f.format(0.0))}}") for k, _, f in _SPLIT_COLUMNS)
+            lines.append(f"{split:<12} {label:<18}{cells}")
+    return "\n".join(lines)
 
 
 def train(config: Mapping[str, Any], run_dir: Optional[str] = None, resume: Optional[str] = None,

@@ -1,0 +1,261 @@
+"""The on-the-fly augmentation, the camera-free input normalisation, the wild split and the classic lifters."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from repose_ext import lift
+from repose_ext.data import augment as A
+from repose_ext.data.normalization import normalize_keypoints, normalize_target
+from repose_ext.data.skeleton import H36M_LEFT, H36M_PARENTS, H36M_RIGHT
+from repose_ext.data.synthetic_views import load_mocap
+from repose_ext.models import SimpleBaseline, TemporalConvNet, build_model, lifter_config
+from repose_ext.models.checkpoint import save_checkpoint
+
+PAIRS = [(j, p) for j, p in enumerate(H36M_PARENTS) if p >= 0]
+
+
+@pytest.fixture(scope="module")
+def bank():
+    clips, fps = load_mocap()
+    return A.MotionBank(clips, A.TRAIN_CLIPS, fps)
+
+
+def _lengths(joints):
+    return np.stack([np.linalg.norm(joints[..., j, :] - joints[..., p, :], axis=-1) for j, p in PAIRS], -1)
+
+
+def _batch(bank, config=None, seed=(0, 0, 0, 8), batch=8, frames=40):
+    return A.augmented_views(bank, batch, frames, config or A.AugmentConfig(), seed)
+
+
+def test_bone_lengths_constant_over_time_within_a_sample(bank):
+    out = _batch(bank)
+    lengths = _lengths(out["world"])  # (B, T, 16), measured joint to joint
+    np.testing.assert_allclose(lengths, np.broadcast_to(lengths[:, :1], lengths.shape), atol=1e-6)
+    # and equal to the drawn body, left and right alike
+    np.testing.assert_allclose(lengths[:, 0], out["lengths"], rtol=1e-6)  # a mirrored sample swaps sides
+    left_bones = [j - 1 for j in H36M_LEFT]
+    right_bones = [j - 1 for j in H36M_RIGHT]
+    np.testing.assert_allclose(out["lengths"][:, left_bones], out["lengths"][:, right_bones], rtol=1e-6)
+    ratio = out["lengths"] / bank.base_lengths
+    assert ratio.min() >= 0.8 * 0.88 - 1e-9 and ratio.max() <= 1.2 * 1.12 + 1e-9
+    assert ratio.std(axis=0).max() > 0.02  # people differ
+
+
+def test_same_seed_same_batch_and_other_seed_other_batch(bank):
+    a, b, c = _batch(bank), _batch(bank), _batch(bank, seed=(0, 1, 0, 8))
+    for key in ("input", "target", "factor", "world"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.allclose(a["world"], c["world"])
+
+
+def test_off_centre_projection_matches_an_independent_pinhole_projection(bank):
+    out = _batch(bank, A.AugmentConfig(detector=None))
+    # Recover each camera from the returned arrays and project the world joints with a plain loop.
+    world = out["world"]
+    cam = out["camera_3d"].astype(np.float64)
+    for i in range(len(world)):
+        f = out["focal"][i]
+        w, h = out["image_size"][i]
+        x = world[i].reshape(-1, 3)
+        y = cam[i].reshape(-1, 3)
+        # camera = R (x - c): solve the rigid transform by least squares and check it is a rotation
+        xm, ym = x.mean(0), y.mean(0)
+        u, _, vt = np.linalg.svd((y - ym).T @ (x - xm))
+        r = u @ vt
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-6)
+        np.testing.assert_allclose((x - xm) @ r.T + ym, y, atol=1e-3)
+        px = np.array([[f * p[0] / p[2] + w / 2, f * p[1] / p[2] + h / 2] for p in y])
+        np.testing.assert_allclose(px.reshape(out["keypoints"][i].shape), out["keypoints"][i], atol=1e-3)
+    # Subjects are off centre: their mean position is spread over the image, not on its centre.
+    centre = out["keypoints"][:, :, 0].mean(1) - out["image_size"][:, None, :][:, 0] / 2
+    assert np.abs(centre / (out["image_size"] / 2)).max() > 0.2
+    assert out["focal"].min() >= 400 and out["focal"].max() <= 2500
+    assert (out["camera_3d"][..., 2] > 0).all()
+
+
+def test_camera_does_not_follow_a_drifting_subject(bank):
+    config = A.AugmentConfig(detector=None, trajectory=A.RootTrajectory(p_drift=1.0, max_speed=1500.0))
+    out = _batch(bank, config, frames=60)
+    moved = np.linalg.norm(out["keypoints"][:, -1, 0] - out["keypoints"][:, 0, 0], axis=-1)
+    assert moved.max() > 20  # the pelvis crosses the image
+
+
+def test_mirroring_swaps_left_and_right_joints():
+    rng = np.random.default_rng(0)
+    joints = rng.normal(size=(4, 5, 17, 3))
+    out = A.Mirror(p=1.0)(joints, np.random.default_rng(1))
+    for l, r in zip(H36M_LEFT, H36M_RIGHT):
+        np.testing.assert_array_equal(out[..., l, 0], -joints[..., r, 0])
+        np.testing.assert_array_equal(out[..., r, 1:], joints[..., l, 1:])
+    np.testing.assert_array_equal(A.Mirror(p=0.0)(joints, np.random.default_rng(1)), joints)
+
+
+def test_splicing_keeps_the_skeleton_connected(bank):
+    config = A.AugmentConfig(splice=A.Splice(p=1.0), angles=None, body=None, detector=None)
+    spliced = _batch(bank, config)
+    plain = _batch(bank, dataclasses.replace(config, splice=None))
+    # lower body unchanged, upper body changed, and every bone still has its length (no gap at the spine)
+    lower = [1, 2, 3, 4, 5, 6, 7]
+    np.testing.assert_allclose(spliced["world"][:, :, lower], plain["world"][:, :, lower], atol=1e-9)
+    assert not np.allclose(spliced["world"][:, :, 13], plain["world"][:, :, 13])
+    np.testing.assert_allclose(_lengths(spliced["world"]), _lengths(plain["world"]), atol=1e-6)
+
+
+def test_detector_errors_drop_swap_and_miss(bank):
+    config = A.AugmentConfig(detector=A.DetectorErrors(p_clean=0.0, p_missed_frame=0.1, p_swap=0.05))
+    out = _batch(bank, config, batch=16, frames=60)
+    scores = out["scores"]
+    assert (scores.max(-1) == 0).mean() > 0.03  # whole missed frames
+    assert ((scores == 0).mean() > 0.05) and ((scores > 0) & (scores < 1)).any()
+    assert not np.allclose(out["input"], _batch(bank, A.AugmentConfig(detector=None), batch=16, frames=60)["input"])
+
+
+def test_normalize_keypoints_is_camera_free_and_handles_missing_joints():
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(100, 300, size=(6, 17, 2))
+    sc = np.ones((6, 17))
+    x, size = normalize_keypoints(kp, sc)
+    # a zoomed and shifted copy gives the same input
+    x2, size2 = normalize_keypoints(kp * 3.5 + 40, sc)
+    np.testing.assert_allclose(x, x2, atol=1e-5)
+    np.testing.assert_allclose(size2, size * 3.5)
+    # pelvis-centred, unit RMS size
+    centre = kp[:, [0, 1, 4]].mean(1)
+    np.testing.assert_allclose(x[..., :2], (kp - centre[:, None]) / size[:, None, None], atol=1e-5)
+    np.testing.assert_allclose(np.sqrt((x[..., :2] ** 2).sum(-1).mean(-1)), 1.0, atol=1e-5)
+    # a dropped joint is 0, a missed frame takes the size of its nearest frame
+    sc[2, 5] = 0
+    sc[3] = 0
+    x, size = normalize_keypoints(kp, sc)
+    assert (x[2, 5] == 0).all() and (x[3] == 0).all()
+    assert size[3] in (size[2], size[4])
+
+
+def test_normalize_target_gives_exact_millimetres():
+    rng = np.random.default_rng(0)
+    cam = rng.normal(0, 300, size=(5, 17, 3)) + np.array([0, 0, 5000.0])
+    size = rng.uniform(50, 200, size=5)
+    target, factor = normalize_target(cam, size, 1000.0)
+    np.testing.assert_allclose(target * factor[:, None, None], cam - cam[:, :1], rtol=1e-4, atol=1e-2)
+
+
+def test_wild_split_is_deterministic_and_differs_from_studio():
+    a = A.wild_views(27, noisy=True, draws=2)
+    b = A.wild_views(27, noisy=True, draws=2)
+    clean = A.wild_views(27, noisy=False, draws=2)
+    assert len(a) == len(b) > 0
+    for i in (0, len(a) - 1):
+        for key in ("input", "target", "factor"):
+            torch.testing.assert_close(a[i][key], b[i][key], rtol=0, atol=0)
+        mm = a[i]["target"] * a[i]["factor"][:, None, None]  # same people and cameras (the unit follows the 2D)
+        torch.testing.assert_close(mm, clean[i]["target"] * clean[i]["factor"][:, None, None], rtol=1e-4, atol=0.05)
+        assert not torch.equal(a[i]["input"], clean[i]["input"])
+    assert {a[i]["action"] for i in range(len(a))} == set(A.TEST_CLIPS)
+
+
+def test_dataset_batches_follow_the_epoch():
+    ds = A.AugmentedMocapDataset(n_frames=9, epoch_size=16)
+    first = ds.__getitems__([0, 1, 2])
+    again = ds.__getitems__([0, 1, 2])
+    ds.set_epoch(1)
+    other = ds.__getitems__([0, 1, 2])
+    torch.testing.assert_close(first[1]["input"], again[1]["input"], rtol=0, atol=0)
+    assert not torch.equal(first[1]["input"], other[1]["input"])
+    assert first[0]["input"].shape == (9, 17, 3) and first[0]["res"].tolist() == [2.0, 2.0]
+
+
+def test_augment_options_are_checked():
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        A.AugmentConfig.from_options({"zoom": {}})
+    with pytest.raises(ValueError, match="setting"):
+        A.AugmentConfig.from_options({"splice": {"q": 1}})
+    assert A.AugmentConfig.from_options({"splice": None}).splice is None
+    assert A.AugmentConfig.from_options({"splice": {"p": 0.7}}).splice.p == 0.7
+
+
+# --- the classic lifters -------------------------------------------------------------------------------------------
+def _params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_simple_baseline_has_the_published_size():
+    # Martinez et al. 2017: 16 joints x (x, y) in, 16 x 3 out, 1024 wide, two residual blocks: about 4.3 M.
+    n = _params(SimpleBaseline(num_joints=16, dim_in=2, dim_out=3))
+    assert 4.25e6 < n < 4.35e6
+
+
+@pytest.mark.parametrize("widths,published", [((3, 3, 3), 8.56e6), ((3, 3, 3, 3), 12.75e6),
+                                              ((3, 3, 3, 3, 3), 16.95e6)])
+def test_temporal_conv_net_has_the_published_sizes(widths, published):
+    # Pavllo et al. 2019, 1024 channels, 17 joints x (x, y) in: 8.56 M / 12.75 M / 16.95 M parameters.
+    n = _params(TemporalConvNet(num_joints=17, dim_in=2, filter_widths=widths, channels=1024))
+    assert abs(n - published) < 0.005e6
+
+
+@pytest.mark.parametrize("preset", ["simple_baseline", "tcn27", "tcn81", "tcn243", "tcn81_cpu"])
+def test_presets_build_and_match_their_architecture(preset):
+    config = lifter_config(preset)
+    model = build_model(preset)
+    expected = {"simple_baseline": 4314163, "tcn27": 8607795, "tcn81": 12806195, "tcn243": 17004595,
+                "tcn81_cpu": 842291}[preset]
+    assert _params(model) == expected  # the published sizes above, with confidence as a third input channel
+    assert config["arch"] in ("simple_baseline", "tcn")
+
+
+@pytest.mark.parametrize("preset", ["simple_baseline", "tcn81_cpu"])
+def test_lifters_are_sequence_to_sequence(preset):
+    torch.manual_seed(0)
+    model = build_model(preset).eval()
+    x = torch.randn(2, 11, 17, 3)
+    y = model(x)
+    assert y.shape == (2, 11, 17, 3)
+    if preset == "simple_baseline":  # frame by frame
+        torch.testing.assert_close(model(x[:, 4:5]), y[:, 4:5], rtol=1e-5, atol=1e-5)
+    else:  # a frame far from the end does not see beyond the receptive field
+        x2 = x.clone()
+        x2[:, -1] += 5
+        long = torch.randn(1, 200, 17, 3)
+        long2 = long.clone()
+        long2[:, -1] += 5
+        torch.testing.assert_close(model(long)[:, :100], model(long2)[:, :100])
+
+
+def test_unknown_model_arguments_are_named():
+    with pytest.raises(ValueError, match="channels"):
+        build_model({"preset": "simple_baseline", "channels": 3})
+    with pytest.raises(ValueError, match="model.arch"):
+        build_model({"arch": "lstm"})
+
+
+def test_rank_losses_train_a_temporal_conv_net():
+    import repose_ext
+
+    torch.manual_seed(0)
+    model = build_model({"preset": "tcn81_cpu", "channels": 16, "filter_widths": [3, 3]})
+    pred = model(torch.randn(2, 12, 17, 3))
+    loss = repose_ext.depth_rank_loss(pred, torch.randn(2, 12, 17, 3), lambda_spatial=1.0, lambda_temporal=1.0)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_lift_uses_the_training_normalisation_for_a_temporal_conv_net(tmp_path):
+    torch.manual_seed(0)
+    config = {"model": {"preset": "tcn81_cpu", "channels": 16}, "data": {"dataset": "mocap_augmented",
+                                                                            "n_frames": 81}}
+    model = build_model(config["model"])
+    path = tmp_path / "tcn.pt"
+    save_checkpoint(path, model, config=config)
+    loaded, window = lift.load_lifter(str(path))
+    assert window is None and loaded.input_norm == "pose"
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(100, 900, size=(30, 17, 2))
+    sc = np.ones((30, 17))
+    pose = lift.lift(loaded, window, kp, sc, 1000, 1000)
+    # camera-free: the same person twice as large, elsewhere in another image, lifts to the same pose
+    pose2 = lift.lift(loaded, window, kp * 2 + 100, sc, 1920, 1080)
+    np.testing.assert_allclose(pose, pose2, atol=1e-4)
+    assert pose.shape == (30, 17, 3)
