@@ -17,7 +17,7 @@ NumPy (no loop over samples, frames or joints):
    up to 1.5 m/s added: subjects walk across the frame. :class:`RotateVertical`: any heading.
    :class:`Mirror`: a left/right mirror image of the motion.
 6. :class:`RandomCamera`: a static camera 2.5-12 m from the subject (horizontally), 0.2-3 m high, focal length
-   400-2500 px, image 1000x1000, 1920x1080, 1080x1920, 1280x720 or 640x480, aimed so that the subject's mean
+   400-2500 px (at least half the image's longer side: no field of view over 90 degrees), image 1000x1000, 1920x1080, 1080x1920, 1280x720 or 640x480, aimed so that the subject's mean
    position lands anywhere within 90 % of the image (so parts of the body may leave it); it does not follow the
    subject.
 7. :class:`DetectorErrors`: clean 2D (exact projection, confidence 1) for a fraction of samples, else the errors
@@ -329,6 +329,7 @@ class RandomCamera:
         image_sizes: (width, height) choices.
         aim: the subject's mean position projects within this fraction of the half image from the centre.
         min_depth: every joint stays at least this far in front of the camera (the camera backs off if needed).
+        min_fov_focal: the focal length is at least this times the image's longer side (field of view <= 90 deg).
     """
 
     distance_range: Tuple[float, float] = (2500.0, 12000.0)
@@ -337,6 +338,7 @@ class RandomCamera:
     image_sizes: Tuple[Tuple[int, int], ...] = IMAGE_SIZES
     aim: float = 0.9
     min_depth: float = 500.0
+    min_fov_focal: float = 0.5
 
     def __call__(self, joints: np.ndarray, rng: np.random.Generator) -> Cameras:
         b = len(joints)
@@ -346,7 +348,10 @@ class RandomCamera:
         position = np.stack([centre[:, 0] + distance * np.cos(azimuth), centre[:, 1] + distance * np.sin(azimuth),
                              rng.uniform(*self.height_range, size=b)], -1)
         size = np.array(self.image_sizes, dtype=np.float64)[rng.integers(len(self.image_sizes), size=b)]
-        focal = rng.uniform(*self.focal_range, size=b)
+        # Focal lengths below half the image's longer side (fields of view over 90 degrees, fisheye territory
+        # for a pinhole model) are raised to it.
+        low = np.maximum(self.focal_range[0], self.min_fov_focal * size.max(-1))
+        focal = low + rng.uniform(0.0, 1.0, size=b) * np.maximum(self.focal_range[1] - low, 0.0)
         forward = centre - position
         forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
         right = np.cross(forward, np.array([0.0, 0.0, 1.0]))

@@ -178,9 +178,12 @@ def _nearest_valid(values, ok):
 def normalize_target(joints_cam, size, focal, root=0):
     """The 3D target that matches :func:`normalize_keypoints`, and its millimetres per unit.
 
-    ``target = (X - X_root) * f / (Z_root * s)`` for x, y and z: the root-relative camera-space pose at the scale
-    of the 2D input (weak perspective at the root's depth). ``target * factor`` with ``factor = s * Z_root / f``
-    is the root-relative pose in millimetres, exactly.
+    The pose is first turned, per frame, by the smallest rotation that brings the pelvis onto the optical axis
+    (a virtual camera looking at the subject; the identity for a centred subject): the input is centred on the
+    pelvis and carries no image position, so the lifter could not know how far off-axis the subject was. Then
+    ``target = (X - X_root) * f / (Z_root * s)`` for x, y and z in that frame: the root-relative pose at the scale
+    of the 2D input (weak perspective at the root's distance). ``target * factor`` with
+    ``factor = s * |X_root| / f`` is the root-relative pose in millimetres, exactly (in the turned frame).
 
     Args:
         joints_cam: camera-space joints in mm (z forward, positive).
@@ -197,6 +200,15 @@ def normalize_target(joints_cam, size, focal, root=0):
     import numpy as np
 
     joints = np.asarray(joints_cam, dtype=np.float64)
+    ray = joints[..., root, :]
+    dist = np.linalg.norm(ray, axis=-1)
+    u = ray / np.maximum(dist, 1e-9)[..., None]
+    # Rodrigues for the rotation taking u to e_z: axis u x e_z = (u_y, -u_x, 0), cos = u_z.
+    ax, ay, cos = u[..., 1], -u[..., 0], u[..., 2]
+    k = np.zeros(u.shape[:-1] + (3, 3))
+    k[..., 0, 2], k[..., 1, 2], k[..., 2, 0], k[..., 2, 1] = ay, -ax, -ay, ax
+    rot = np.eye(3) + k + (k @ k) / np.maximum(1.0 + cos, 1e-9)[..., None, None]
+    joints = np.einsum("...ij,...kj->...ki", rot, joints)
     z_root = joints[..., root, 2]
     factor = np.asarray(size, dtype=np.float64) * z_root / np.asarray(focal, dtype=np.float64)
     target = (joints - joints[..., root:root + 1, :]) / factor[..., None, None]
