@@ -140,7 +140,20 @@ def test_normalize_target_gives_exact_millimetres():
     cam = rng.normal(0, 300, size=(5, 17, 3)) + np.array([0, 0, 5000.0])
     size = rng.uniform(50, 200, size=5)
     target, factor = normalize_target(cam, size, 1000.0)
-    np.testing.assert_allclose(target * factor[:, None, None], cam - cam[:, :1], rtol=1e-4, atol=1e-2)
+    mm = target * factor[:, None, None]
+    # a rigid turn of the root-relative pose: every distance between joints is kept
+    dist = lambda p: np.linalg.norm(p[:, :, None] - p[:, None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(dist(mm), dist(cam), atol=2e-2)
+    np.testing.assert_allclose(mm[:, 0], 0.0, atol=1e-6)
+    # a subject on the optical axis is not turned: millimetres are the camera-space pose itself
+    on_axis = cam - cam[:, :1] + np.array([0, 0, 5000.0])
+    target, factor = normalize_target(on_axis, size, 1000.0)
+    np.testing.assert_allclose(target * factor[:, None, None], on_axis - on_axis[:, :1], rtol=1e-4, atol=2e-2)
+    # the turn takes the pelvis ray onto the axis: a joint on that ray stays on the axis
+    ray = cam.copy()
+    ray[:, 1] = cam[:, 0] * 1.2
+    target, _ = normalize_target(ray, size, 1000.0)
+    np.testing.assert_allclose(target[:, 1, :2], 0.0, atol=1e-5)
 
 
 def test_wild_split_is_deterministic_and_differs_from_studio():
@@ -225,7 +238,7 @@ def test_lifters_are_sequence_to_sequence(preset):
 
 
 def test_unknown_model_arguments_are_named():
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(ValueError, match=r"SimpleBaseline argument\(s\) \[.channels.\]"):
         build_model({"preset": "simple_baseline", "channels": 3})
     with pytest.raises(ValueError, match="model.arch"):
         build_model({"arch": "lstm"})

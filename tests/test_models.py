@@ -286,7 +286,8 @@ def test_build_model_presets_and_overrides():
 
 
 def test_build_model_errors():
-    with pytest.raises(ValueError, match=r"preset must be one of \['motionbert', 'repose', 'small'\]; got 'lite'"):
+    with pytest.raises(ValueError, match=r"preset must be one of \['motionbert', 'repose', 'simple_baseline', 'small', 'tcn243', 'tcn27', 'tcn81', "
+                       r"'tcn81_cpu'\]; got 'lite'"):
         build_model("lite")
     with pytest.raises(ValueError, match=r"unknown DSTformer argument\(s\) \['dim'\]"):
         build_model({"preset": "small", "dim": 3})

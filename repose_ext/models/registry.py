@@ -71,7 +71,8 @@ def lifter_config(name_or_dict: Union[str, Mapping[str, Any]], **overrides: Any)
     allowed = ARCHITECTURES[arch][1]
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown {arch} argument(s) {unknown}; expected a subset of {list(allowed)}")
+        name = ARCHITECTURES[arch][0].__name__
+        raise ValueError(f"unknown {name} argument(s) {unknown}; expected a subset of {list(allowed)}")
     config.update(given)
     return config
 
