@@ -121,3 +121,7 @@ def main(argv: Optional[List[str]] = None, default_config: Optional[str] = None)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":  # the same-budget baseline runs as `python -m repose_ext.training.cli` (baseline.py)
+    sys.exit(main())

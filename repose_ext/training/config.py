@@ -34,7 +34,7 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 SELECT_CHOICES = ("mpjpe", "p_mpjpe", "loss")
 
 # Sections whose content is free-form (checked by the code that consumes it).
-_FREE_SECTIONS = ("data.files", "data.options", "model")
+_FREE_SECTIONS = ("data.files", "data.options", "model", "baseline")
 
 DEFAULTS: Dict[str, Any] = {
     "name": "run",
@@ -53,6 +53,9 @@ DEFAULTS: Dict[str, Any] = {
         "num_workers": 0,
     },
     "model": {"preset": "repose"},
+    # A same-budget reference lifter trained beside the model (training/baseline.py): null, or a model preset name
+    # or mapping such as simple_baseline.
+    "baseline": None,
     "loss": {
         "mpjpe": 1.0,
         "n_mpjpe": 0.5,
@@ -203,7 +206,7 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = (),
     Returns:
         The validated nested dict.
     """
-    config = copy.deepcopy(dict(base)) if base is not None else copy.deepcopy(DEFAULTS)
+    config = _with_defaults(base) if base is not None else copy.deepcopy(DEFAULTS)
     if path is not None:
         from_file = read_yaml(path)
         from_file.setdefault("name", os.path.splitext(os.path.basename(path))[0])
@@ -212,6 +215,19 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = (),
         config = merge(config, parse_override(text))
     _normalise(config)
     validate(config)
+    return config
+
+
+def _with_defaults(base: Mapping[str, Any]) -> Dict[str, Any]:
+    """A copy of ``base`` (e.g. a checkpoint's configuration from an older version) with the keys it lacks taken
+    from :data:`DEFAULTS`."""
+    config = copy.deepcopy(dict(base))
+    for key, value in DEFAULTS.items():
+        if key not in config:
+            config[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(config[key], dict) and not _is_free(key):
+            for sub, default in value.items():
+                config[key].setdefault(sub, copy.deepcopy(default))
     return config
 
 
@@ -257,6 +273,9 @@ def validate(config: Mapping[str, Any]) -> None:
     _check(isinstance(d["files"], Mapping), "data.files", "a mapping of file paths", d["files"])
     _check(isinstance(d["options"], Mapping), "data.options", "a mapping of loader arguments", d["options"])
     _check(isinstance(config["model"], (Mapping, str)), "model", "a preset name or a mapping", config["model"])
+    b = config["baseline"]
+    _check(b is None or (isinstance(b, str) and b != "") or isinstance(b, Mapping), "baseline",
+           "null, a model preset name or a model mapping", b)
 
     lo = config["loss"]
     for key in ("mpjpe", "n_mpjpe", "velocity", "spatial_rank", "temporal_rank", "rank_margin"):

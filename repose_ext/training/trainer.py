@@ -38,6 +38,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..data.clips import random_flip
 from ..models import build_model, load_checkpoint, load_model_weights, save_checkpoint
 from . import distributed as dist_utils
+from .baseline import BaselineRun
 from .config import to_yaml
 from .datasets import build_datasets
 from .evaluator import EvalResult, evaluate
@@ -368,6 +369,20 @@ class Trainer:
         if self.epoch:
             self.say(f"resuming after epoch {self.epoch} (step {self.global_step})")
         self.say(BEST_SELECTION_NOTE[e["select_best_on"]])
+        baseline = None
+        if config["baseline"] and self.dist.is_main:
+            baseline = BaselineRun(config, self.run_dir)
+            self.say(baseline.start())
+        try:
+            return self._fit_loop(start, baseline)
+        finally:
+            if baseline is not None:
+                baseline.stop()
+
+    def _fit_loop(self, start: float, baseline: Optional[BaselineRun]) -> Dict[str, Any]:
+        config = self.config
+        t, e = config["train"], config["eval"]
+        budget = t["time_budget_s"]
         last_result: Optional[EvalResult] = None
         last_eval_epoch = None
         while self.epoch < t["epochs"]:
@@ -396,7 +411,7 @@ class Trainer:
         digests = dist_utils.all_gather_object(weights_digest(self.model), self.dist)
         summary: Dict[str, Any] = {}
         if self.dist.is_main:
-            summary = self._finish(last_result, last_eval_epoch, digests, time.time() - start)
+            summary = self._finish(last_result, last_eval_epoch, digests, time.time() - start, baseline)
             self.tb.close()
         dist_utils.barrier(self.dist)
         return summary
@@ -443,7 +458,8 @@ class Trainer:
             message += f" (best {self.best['metric']})"
         self.say(message)
 
-    def _finish(self, result: EvalResult, eval_epoch: int, digests, seconds: float) -> Dict[str, Any]:
+    def _finish(self, result: EvalResult, eval_epoch: int, digests, seconds: float,
+                baseline: Optional[BaselineRun] = None) -> Dict[str, Any]:
         table = result.table()
         header = (f"Evaluation of the final model (epoch {eval_epoch}) on the held-out split "
                   f"({result.num_clips} clips, flip test {'on' if self.config['eval']['flip_test'] else 'off'}):")
@@ -457,10 +473,21 @@ class Trainer:
         for name, dataset in self.data.extra_tests.items():
             loader = DataLoader(dataset, batch_size=self.config["eval"]["batch_size"], shuffle=False)
             splits[name] = self.evaluate(description=f"eval {name}", loader=loader)
-        if self.data.extra_tests:
-            split_table = split_summary_table({"model": splits})
+        rows = {"model": {name: r.summary for name, r in splits.items()}}
+        baseline_splits = None
+        if baseline is not None:
+            self.say("waiting for the baseline run to finish ...")
+            baseline_splits = baseline.result()
+            if baseline_splits is None:
+                self.say(f"baseline: the run failed; see {baseline.log_path}")
+            else:
+                rows["baseline"] = baseline_splits
+        if self.data.extra_tests or baseline_splits:
+            split_table = split_summary_table(rows)
             self.say("")
-            self.say("Every evaluation split (averages over the held-out actions):")
+            what = f"; baseline = {_model_name(self.config['baseline'])}, same data and time, no rank losses" \
+                if baseline_splits else ""
+            self.say(f"Every evaluation split (averages over the held-out actions{what}):")
             self.say(split_table)
             table = table + "\n\nEvery evaluation split:\n" + split_table
         with open(os.path.join(self.run_dir, "eval_final.txt"), "w", encoding="utf-8") as f:
@@ -475,6 +502,7 @@ class Trainer:
             "final_eval_epoch": eval_epoch,
             "final": result.as_dict(),
             "splits": {name: r.as_dict() for name, r in splits.items()},
+            "baseline_splits": baseline_splits,
             "best": dict(self.best),
             "best_selection": BEST_SELECTION_NOTE[self.best["metric"]],
             "wall_seconds": round(seconds, 1),
@@ -497,11 +525,17 @@ _SPLIT_COLUMNS = (("mpjpe", "MPJPE", "{:8.2f}"), ("p_mpjpe", "P-MPJPE", "{:8.2f}
                   ("doa_spatial", "DOA-spatial", "{:11.4f}"), ("doa_temporal", "DOA-temporal", "{:12.4f}"))
 
 
-def split_summary_table(results: Mapping[str, Mapping[str, EvalResult]]) -> str:
+def _model_name(model: Any) -> str:
+    if isinstance(model, str):
+        return model
+    return str(model.get("preset") or model.get("arch") or "dstformer")
+
+
+def split_summary_table(results: Mapping[str, Mapping[str, Mapping[str, Optional[float]]]]) -> str:
     """One row per (split, model): the "Average" row of each evaluation.
 
     Args:
-        results: model label -> split name -> :class:`EvalResult`.
+        results: model label -> split name -> summary (metric -> value, e.g. :attr:`EvalResult.summary`).
     """
     header = f"{'split':<12} {'model':<18}" + "".join(f" {h:>{len(f.format(0.0))}}" for _, h, f in _SPLIT_COLUMNS)
     lines = [header, "-" * len(header)]
@@ -510,7 +544,7 @@ def split_summary_table(results: Mapping[str, Mapping[str, EvalResult]]) -> str:
         for label, per in results.items():
             if split not in per:
                 continue
-            summary = per[split].summary
+            summary = per[split]
             cells = "".join(" " + (f.format(summary[k]) if summary.get(k) is not None and math.isfinite(summary[k])
                                    else f"{'-':>{len(f.format(0.0))}}") for k, _, f in _SPLIT_COLUMNS)
             lines.append(f"{split:<12} {label:<18}{cells}")
