@@ -121,9 +121,11 @@ def test_config_recipes_follow_the_spec():
     assert mb["loss"]["spatial_rank"] == 0 and mb["loss"]["temporal_rank"] == 0
     assert rp["loss"]["spatial_rank"] > 0 and rp["loss"]["temporal_rank"] > 0
     assert rp["model"] == {"preset": "repose"} and mb["model"] == {"preset": "motionbert"}
-    default = load_config(os.path.join(REPO, "configs", "default.yaml"))
-    assert default["data"]["dataset"] == "synthetic_views"
-    assert default["loss"]["rank_backend"] == "fused" and default["loss"]["spatial_rank"] > 0
+    for name in ("default.yaml", "bundled.yaml"):  # generalising lifters, each beside a same-budget baseline
+        c = load_config(os.path.join(REPO, "configs", name))
+        assert c["data"]["dataset"] == "mocap_augmented" and c["baseline"] == "simple_baseline"
+        assert c["loss"]["rank_backend"] == "fused" and c["loss"]["spatial_rank"] > 0
+        assert c["train"]["time_budget_s"] is not None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -407,3 +409,66 @@ def test_two_process_ddp_on_gloo_completes_and_ranks_agree(h36m_pickle, tmp_path
     assert len(ckpt["rng_states"]) == 2 and ckpt["world_size"] == 2
     # Each rank trains on half of the 20 training clips (4 videos x 5 windows): ceil(10 / 4) = 3 steps, not 5.
     assert ckpt["global_step"] == 3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generalising lifters: time budget and the same-budget baseline
+
+def augmented_overrides(out_dir, **extra):
+    """A seconds-long run of a tiny temporal conv net on the augmented mocap data."""
+    values = {
+        "name": "aug", "output_dir": str(out_dir), "num_threads": 1,
+        "data.dataset": "mocap_augmented", "data.n_frames": 9, "data.test_stride": 243,
+        "data.options": json.dumps({"epoch_size": 8, "wild_draws": 1}),
+        "model": json.dumps({"preset": "tcn81_cpu", "channels": 8, "filter_widths": [3, 3]}),
+        "loss.velocity": 0.0, "loss.spatial_rank": 1.0, "loss.temporal_rank": 1.0,
+        "train.epochs": 1, "train.batch_size": 4, "eval.batch_size": 64,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def test_time_budget_stops_training_after_the_epoch_it_runs_out_in(tmp_path):
+    config = load_config(None, augmented_overrides(tmp_path, **{"train.epochs": 50, "train.time_budget_s": 1e-3,
+                                                                "data.options": json.dumps({"epoch_size": 4000,
+                                                                                            "wild_draws": 1})}))
+    summary = train(config, run_dir=str(tmp_path / "run"), progress=False)
+    assert summary["epochs"] == 1 and summary["global_step"] < 1000  # 1000 steps per epoch without a budget
+    assert set(summary["splits"]) == {"studio", "wild_clean", "wild_noisy"}
+
+
+def test_baseline_trains_beside_the_model_on_the_same_data_without_rank_losses(tmp_path, capsys):
+    baseline = {"preset": "simple_baseline", "width": 16}
+    config = load_config(None, augmented_overrides(tmp_path, baseline=json.dumps(baseline)))
+    run = tmp_path / "run"
+    summary = train(config, run_dir=str(run), progress=False)
+    out = capsys.readouterr().out
+    child = load_config(str(run / "baseline" / "baseline_config.yaml"))
+    assert child["model"] == baseline and child["baseline"] is None
+    assert child["loss"]["spatial_rank"] == 0 and child["loss"]["temporal_rank"] == 0
+    assert child["data"] == config["data"] and child["train"] == config["train"] and child["seed"] == config["seed"]
+    stored = load_checkpoint(str(run / "baseline" / "model.pt"))
+    assert stored["config"]["model"] == baseline  # the child really trained the baseline lifter
+    assert set(summary["baseline_splits"]) == {"studio", "wild_clean", "wild_noisy"}
+    with open(run / "baseline" / "summary.json", encoding="utf-8") as f:
+        own = json.load(f)["splits"]
+    for split, values in summary["baseline_splits"].items():
+        assert values == own[split]["summary"]
+        row = next(line for line in out.splitlines() if line.startswith(f"{split:<12} baseline"))
+        assert f"{values['mpjpe']:.2f}" in row
+    assert summary["splits"]["studio"]["summary"]["mpjpe"] != summary["baseline_splits"]["studio"]["mpjpe"]
+    # resuming a finished run reuses the finished baseline instead of training it again
+    mtime = os.path.getmtime(run / "baseline" / "summary.json")
+    train(load_config(None, augmented_overrides(tmp_path, baseline=json.dumps(baseline))), run_dir=str(run),
+          resume=str(run / "latest.pt"), progress=False)
+    assert "reusing the finished run" in capsys.readouterr().out
+    assert os.path.getmtime(run / "baseline" / "summary.json") == mtime
+
+
+def test_baseline_key_is_checked_and_old_checkpoint_configs_get_defaults():
+    with pytest.raises(ConfigError, match="baseline must be null, a model preset name or a model mapping; got 5"):
+        load_config(None, ["baseline=5"])
+    old = copy.deepcopy(DEFAULTS)
+    del old["baseline"], old["train"]["time_budget_s"]
+    config = load_config(None, [], base=old)
+    assert config["baseline"] is None and config["train"]["time_budget_s"] is None
