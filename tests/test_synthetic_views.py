@@ -413,3 +413,16 @@ def test_argument_errors_name_the_argument():
         sv.SyntheticViewsDataset(clips=["swim"])
     with pytest.raises(ValueError, match="joints must have shape"):
         sv.self_occlusion(np.zeros((17, 3)), np.zeros(3))
+
+
+def test_self_occlusion_in_float32_agrees_with_float64():
+    from repose_ext.data.augment import AugmentConfig, MotionBank, augmented_views
+    from repose_ext.data.synthetic_views import TRAIN_CLIPS, load_mocap
+
+    mocap, fps = load_mocap()
+    out = augmented_views(MotionBank(mocap, TRAIN_CLIPS, fps), 16, 27, AugmentConfig(detector=None), (0,))
+    cam = out["camera_3d"].reshape(-1, 17, 3)
+    exact = sv.self_occlusion(cam, np.zeros(3))
+    fast = sv.self_occlusion(cam, np.zeros(3), dtype=np.float32)
+    assert 0.02 < exact.mean() < 0.5  # a real mix of hidden and visible joints
+    assert (exact != fast).mean() < 1e-3
