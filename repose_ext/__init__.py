@@ -23,6 +23,8 @@ from .losses import (
 __version__ = "0.1.0"
 __all__ = [
     "DepthRankLoss",
+    "LiftResult",
+    "Lifter",
     "SpatialDepthRankLoss",
     "TemporalDepthRankLoss",
     "available_backends",
@@ -31,3 +33,12 @@ __all__ = [
     "spatial_depth_rank_loss",
     "temporal_depth_rank_loss",
 ]
+
+
+def __getattr__(name):
+    # The lifting API pulls in the models and data code: imported on first use, not with the losses.
+    if name in ("Lifter", "LiftResult"):
+        from . import lifter
+
+        return getattr(lifter, name)
+    raise AttributeError(f"module 'repose_ext' has no attribute {name!r}")

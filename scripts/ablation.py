@@ -125,11 +125,12 @@ def render_held_out_clip(run_dir, path):
     import torch
 
     from repose_ext.data.synthetic_views import SyntheticViewsDataset
-    from repose_ext.lift import load_lifter
+    from repose_ext.lifter import Lifter
     from repose_ext.visualize import render_clip
 
-    model, window = load_lifter(os.path.join(run_dir, "best.pt"))
-    test = SyntheticViewsDataset("test", n_frames=window)
+    lifter = Lifter(os.path.join(run_dir, "best.pt"), device="cpu")
+    model = lifter.model
+    test = SyntheticViewsDataset("test", n_frames=lifter.window or 27)
     sample = test[len(test) // 2]
     with torch.no_grad():
         pred = model(sample["input"][None])[0]

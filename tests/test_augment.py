@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from repose_ext import lift
 from repose_ext.data import augment as A
 from repose_ext.data.normalization import normalize_keypoints, normalize_target
 from repose_ext.data.skeleton import H36M_LEFT, H36M_PARENTS, H36M_RIGHT
 from repose_ext.data.synthetic_views import load_mocap
+from repose_ext.lifter import Lifter
 from repose_ext.models import SimpleBaseline, TemporalConvNet, build_model, lifter_config
 from repose_ext.models.checkpoint import save_checkpoint
 
@@ -259,16 +259,20 @@ def test_lift_uses_the_training_normalisation_for_a_temporal_conv_net(tmp_path):
     torch.manual_seed(0)
     config = {"model": {"preset": "tcn81_cpu", "channels": 16}, "data": {"dataset": "mocap_augmented",
                                                                             "n_frames": 81}}
-    model = build_model(config["model"])
     path = tmp_path / "tcn.pt"
-    save_checkpoint(path, model, config=config)
-    loaded, window = lift.load_lifter(str(path))
-    assert window is None and loaded.input_norm == "pose"
+    save_checkpoint(path, build_model(config["model"]), config=config)
+    lifter = Lifter(str(path))
+    assert lifter.window is None and lifter.input_norm == "pose"
     rng = np.random.default_rng(0)
     kp = rng.uniform(100, 900, size=(30, 17, 2))
-    sc = np.ones((30, 17))
-    pose = lift.lift(loaded, window, kp, sc, 1000, 1000)
+    pose = lifter.lift(kp, format="h36m17").pose3d_normalized
     # camera-free: the same person twice as large, elsewhere in another image, lifts to the same pose
-    pose2 = lift.lift(loaded, window, kp * 2 + 100, sc, 1920, 1080)
+    pose2 = lifter.lift(kp * 2 + 100, format="h36m17", width=1920, height=1080).pose3d_normalized
     np.testing.assert_allclose(pose, pose2, atol=1e-4)
+    # the input the lifter sees is exactly the training pipeline's normalisation
+    seen = []
+    hook = lifter.model.register_forward_pre_hook(lambda m, args: seen.append(args[0][0].numpy().copy()))
+    lifter.lift(kp, format="h36m17")
+    hook.remove()
+    np.testing.assert_allclose(seen[0], normalize_keypoints(kp, np.ones((30, 17)))[0], atol=1e-6)
     assert pose.shape == (30, 17, 3)
