@@ -96,12 +96,26 @@ def test_overrides_are_parsed_as_yaml_and_nested():
     ("data.dataset=coco", ["data.dataset", "h36m_motionbert", "coco"]),
     ("train", ["key=value"]),
     ("train=3", ["train", "mapping"]),
+    ("train.lr=.inf", ["train.lr", "inf"]),  # non-finite numbers are refused up front
+    ("loss.n_mpjpe=.nan", ["loss.n_mpjpe", "nan"]),
+    ("model.preset=lite", ["model:", "preset must be one of", "tcn81", "lite"]),
+    ("baseline=lstm", ["baseline:", "lstm"]),
 ])
 def test_bad_overrides_name_the_key(override, words):
     with pytest.raises(ConfigError) as info:
         load_config(None, [override])
     for word in words:
         assert word in str(info.value)
+
+
+def test_broken_yaml_is_a_one_line_config_error(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epochs: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml is not valid YAML \(line 3, column 1\)"):
+        load_config(str(path))
+    assert cli_main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(REPO, "configs"))))

@@ -17,6 +17,7 @@ Sections (see ``configs/*.yaml`` for commented examples):
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from typing import Any, Dict, Iterable, Mapping, Optional
@@ -184,8 +185,16 @@ def read_yaml(path: str) -> Dict[str, Any]:
     """The mapping stored in a YAML file (empty file: empty mapping)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file not found: {path}")
-    with open(path, "r", encoding="utf-8") as f:
-        data = _load_yaml(f)
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = _load_yaml(f)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid YAML{line}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -248,7 +257,8 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (not a bool): no configured number may be infinite or NaN."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def validate(config: Mapping[str, Any]) -> None:
@@ -276,6 +286,14 @@ def validate(config: Mapping[str, Any]) -> None:
     b = config["baseline"]
     _check(b is None or (isinstance(b, str) and b != "") or isinstance(b, Mapping), "baseline",
            "null, a model preset name or a model mapping", b)
+    from ..models.registry import lifter_config
+
+    for key in ("model", "baseline"):  # unknown presets, architectures or arguments, named before any work
+        if config[key] is not None:
+            try:
+                lifter_config(config[key])
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{key}: {exc}") from None
 
     lo = config["loss"]
     for key in ("mpjpe", "n_mpjpe", "velocity", "spatial_rank", "temporal_rank", "rank_margin"):
