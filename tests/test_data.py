@@ -649,3 +649,49 @@ def test_clip_dataset_checks_inputs():
         ClipDataset(*good[:3], res, *good[4:], **args)
     with pytest.raises(IndexError):
         ds[2]
+
+
+class _Evil:
+    """Unpickling this would create a file (a stand-in for running any code)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_dataset_files_are_unpickled_with_an_allow_list(tmp_path):
+    import pickle
+
+    from repose_ext.data import load_mpi_inf_3dhp, read_h36m_motionbert, read_videopose3d
+    from repose_ext.data.errors import DataFormatError
+    from repose_ext.data.safe_pickle import UnsafePickleError, load_npz, load_pickle
+
+    marker = tmp_path / "ran"
+    evil = {"train": _Evil(str(marker)), "test": {}}
+    pkl = tmp_path / "evil.pkl"
+    pkl.write_bytes(pickle.dumps(evil))
+    with pytest.raises(UnsafePickleError, match=r"evil.pkl: refused to unpickle builtins.open|io.open"):
+        read_h36m_motionbert(str(pkl))
+    npz = tmp_path / "evil.npz"
+    np.savez(npz, positions_3d=np.array(evil, dtype=object), data=np.array(evil, dtype=object))
+    with pytest.raises(UnsafePickleError, match="refused to unpickle"):
+        read_videopose3d(str(npz), str(npz))
+    with pytest.raises(UnsafePickleError, match="refused to unpickle"):
+        load_mpi_inf_3dhp(str(npz), "test")
+    assert not marker.exists()  # nothing ran
+    # what the real files hold still loads: dicts of arrays (also structured and scalar values)
+    good = {"train": {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "s": np.array(["x", "y"]),
+                      "n": np.float64(2.5), "l": [1, (2, 3)]}}
+    pkl.write_bytes(pickle.dumps(good))
+    loaded = load_pickle(str(pkl))
+    np.testing.assert_array_equal(loaded["train"]["a"], good["train"]["a"])
+    assert loaded["train"]["l"] == [1, (2, 3)] and loaded["train"]["n"] == 2.5
+    np.savez(npz, data=np.array(good, dtype=object), plain=np.ones(3))
+    loaded = load_npz(str(npz))
+    np.testing.assert_array_equal(loaded["data"].item()["train"]["s"], good["train"]["s"])
+    np.testing.assert_array_equal(loaded["plain"], np.ones(3))
+    npz.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataFormatError, match="not a readable npz file"):
+        load_npz(str(npz))

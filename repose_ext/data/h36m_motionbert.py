@@ -24,13 +24,13 @@ Pickles can run code when loaded: only load files from a source you trust.
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Mapping, Optional, Union
 
 import numpy as np
 
 from .clips import ClipDataset, RngLike
 from .errors import DataFormatError
+from .safe_pickle import load_pickle
 from .h36m_cameras import H36M_CAMERA_RESOLUTION
 from .normalization import normalize_image_coordinates
 from .skeleton import H36M_SKELETON
@@ -66,8 +66,7 @@ def read_h36m_motionbert(path_or_data: PathOrData) -> Mapping:
         data, name = path_or_data, "data"
     else:
         name = os.fspath(path_or_data)
-        with open(name, "rb") as f:
-            data = pickle.load(f)
+        data = load_pickle(name)  # with an allow-list: NumPy arrays and plain containers, no code runs
     if not isinstance(data, Mapping):
         raise DataFormatError(f"{name} must hold a dict with keys 'train' and 'test'; got {type(data).__name__}")
     missing = [k for k in ("train", "test") if k not in data]

@@ -24,7 +24,7 @@ Clips: 81 frames, stride 9 (train) / 81 (test) like MotionAGFormer; the test spl
 with one extra overlapping clip (``tail="cover"``) so every valid frame is scored. Test samples carry ``valid``;
 non-finite 2D/3D values in frames marked invalid are replaced by 0 (an error in valid frames).
 
-The npz files hold pickled objects (``allow_pickle=True``): only load files from a source you trust.
+The npz files hold pickled objects: they are read with an allow-list (:mod:`repose_ext.data.safe_pickle`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 
 from .clips import ClipDataset, RngLike
 from .errors import DataFormatError
+from .safe_pickle import load_npz
 from .normalization import normalize_image_coordinates
 from .skeleton import H36M_SKELETON, H36M_TO_MPI_INF_3DHP, MPI_INF_3DHP_ROOT, MPI_INF_3DHP_SKELETON
 
@@ -78,10 +79,10 @@ def read_mpi_inf_3dhp(path_or_data: PathOrData) -> Mapping:
         data = path_or_data["data"] if "data" in path_or_data else path_or_data
     else:
         name = os.fspath(path_or_data)
-        with np.load(name, allow_pickle=True) as npz:
-            if "data" not in npz.files:
-                raise DataFormatError(f"{name} is missing key 'data'; expected a P-STMO 3DHP npz with key 'data'")
-            data = npz["data"]
+        top = load_npz(name)  # pickled dicts, read with an allow-list (no code runs from the file)
+        if "data" not in top:
+            raise DataFormatError(f"{name} is missing key 'data'; expected a P-STMO 3DHP npz with key 'data'")
+        data = top["data"]
     if isinstance(data, np.ndarray) and data.dtype == object and data.shape == ():
         data = data.item()
     if not isinstance(data, Mapping):

@@ -38,6 +38,7 @@ import numpy as np
 from .camera import camera_to_2_5d, h36m_camera, world_to_camera
 from .clips import ClipDataset, RngLike
 from .errors import DataFormatError
+from .safe_pickle import load_npz
 from .h36m_cameras import H36M_CAMERA_IDS
 from .normalization import normalize_image_coordinates
 from .skeleton import H36M_32_TO_17, H36M_LEFT, H36M_RIGHT, H36M_SKELETON
@@ -57,8 +58,7 @@ def _load_npz_dict(path_or_data: PathOrData, key: str, what: str) -> Tuple[Mappi
         top, name = path_or_data, what
     else:
         name = os.fspath(path_or_data)
-        with np.load(name, allow_pickle=True) as npz:
-            top = {k: npz[k] for k in npz.files}
+        top = load_npz(name)  # pickled dicts, read with an allow-list (no code runs from the file)
     if key not in top:
         raise DataFormatError(f"{name} is missing key {key!r}; expected a VideoPose3D {what} file with keys {key!r}")
     value = top[key]
