@@ -486,3 +486,27 @@ def test_baseline_key_is_checked_and_old_checkpoint_configs_get_defaults():
     del old["baseline"], old["train"]["time_budget_s"]
     config = load_config(None, [], base=old)
     assert config["baseline"] is None and config["train"]["time_budget_s"] is None
+
+
+def test_a_locked_run_folder_refuses_a_second_run_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    import socket
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = run / ".lock"
+    lock.write_text(f"{os.getpid()}\n{socket.gethostname()}\n")  # a live owner: this very process
+    config = tmp_path / "aug.yaml"
+    config.write_text("name: aug\n")
+    args = ["--config", str(config), "--run-dir", str(run), "--no-progress"] + augmented_overrides(tmp_path)
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: run folder {run} is in use by process {os.getpid()}") and err.count("\n") == 1
+    assert sorted(os.listdir(run)) == [".lock"]  # nothing written by the refused run
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{dead.pid}\n{socket.gethostname()}\n")  # its owner crashed
+    assert cli_main(args) == 0
+    assert not lock.exists() and (run / "summary.json").exists()  # taken over, released at the end
+    lock.write_text(f"{dead.pid}\nanother-host\n")  # cannot check a process on another machine: refuse
+    assert cli_main(args) == 2
+    assert "in use by process" in capsys.readouterr().err

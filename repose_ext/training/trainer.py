@@ -44,6 +44,7 @@ from .datasets import build_datasets
 from .evaluator import EvalResult, evaluate
 from .objective import PoseObjective
 from .reproducibility import capture_rng_state, derived_seed, restore_rng_state, seed_everything, weights_digest
+from .run_lock import RunLock
 from .run_logging import CsvLog, TensorBoardLog, plot_curves
 
 LATEST = "latest.pt"
@@ -177,6 +178,18 @@ class Trainer:
         self.run_dir = dist_utils.broadcast_object(os.path.abspath(run_dir), self.dist)
         if self.dist.is_main:
             os.makedirs(self.run_dir, exist_ok=True)
+        self.lock = RunLock(self.run_dir)
+        if self.dist.is_main:
+            self.lock.acquire()  # before anything is written into the folder
+        try:
+            self._build(config)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _build(self, config: Mapping[str, Any]) -> None:
+        """Model, optimiser, data loaders and log files (after the run folder is locked)."""
+        seed = config["seed"]
         # Model initialisation is the same on every rank (DDP also broadcasts rank 0's weights).
         seed_everything(seed)
         self.model = build_model(_model_config(config)).to(self.device)
@@ -516,7 +529,8 @@ class Trainer:
         return summary
 
     def close(self) -> None:
-        """Leave the process group."""
+        """Release the run folder and leave the process group."""
+        self.lock.release()
         dist_utils.cleanup(self.dist)
 
 
