@@ -384,3 +384,31 @@ def test_load_checkpoint_errors(tmp_path):
     torch.save({"epoch": 1, "weights": [1, 2]}, path)
     with pytest.raises(ValueError, match="must hold a dict with key 'model_pos'"):
         load_checkpoint(path)
+
+
+def test_checkpoints_carry_a_content_hash_and_bad_files_name_an_intact_one(tmp_path):
+    import struct
+
+    from repose_ext.models.checkpoint import CheckpointError, load_checkpoint
+
+    model = build_model({"preset": "simple_baseline", "width": 16})
+    with torch.no_grad():
+        model.out.weight.fill_(1234.5)  # a byte pattern to find in the file
+    save_checkpoint(tmp_path / "epoch_0001.pt", model, epoch=1)
+    save_checkpoint(tmp_path / "latest.pt", model, epoch=2, metrics={"mpjpe": 1.5})
+    assert load_checkpoint(tmp_path / "latest.pt")["epoch"] == 2  # intact: loads, digest removed
+    assert "integrity_sha256" not in load_checkpoint(tmp_path / "latest.pt")
+    raw = bytearray((tmp_path / "latest.pt").read_bytes())
+    at = raw.find(struct.pack("<f", 1234.5) * 4)
+    assert at > 0
+    raw[at + 1] ^= 0xFF  # one flipped byte inside a weight: torch.load alone would not notice
+    (tmp_path / "latest.pt").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"latest.pt is corrupt .*SHA-256.*newest intact checkpoint beside it "
+                                              r"is .*epoch_0001.pt"):
+        load_checkpoint(tmp_path / "latest.pt")
+    (tmp_path / "latest.pt").write_bytes(bytes(raw[: len(raw) // 2]))  # truncated
+    with pytest.raises(CheckpointError, match=r"latest.pt cannot be read .*epoch_0001.pt"):
+        load_checkpoint(tmp_path / "latest.pt")
+    (tmp_path / "latest.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(tmp_path / "latest.pt")

@@ -4,6 +4,7 @@ checkpoint round trip, bit-exact resume, evaluation of released-format checkpoin
 import copy
 import json
 import math
+import re
 import os
 import shutil
 import subprocess
@@ -510,3 +511,18 @@ def test_a_locked_run_folder_refuses_a_second_run_and_a_stale_lock_is_taken_over
     lock.write_text(f"{dead.pid}\nanother-host\n")  # cannot check a process on another machine: refuse
     assert cli_main(args) == 2
     assert "in use by process" in capsys.readouterr().err
+
+
+def test_resuming_from_a_damaged_checkpoint_is_refused_naming_an_intact_one(tmp_path, capsys):
+    config = tmp_path / "aug.yaml"
+    config.write_text("name: aug\n")
+    run = tmp_path / "run"
+    args = ["--config", str(config), "--run-dir", str(run), "--no-progress"] + augmented_overrides(tmp_path)
+    assert cli_main(args) == 0
+    latest = run / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])  # a write cut short
+    capsys.readouterr()
+    assert cli_main(["--resume", str(latest), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"^error: checkpoint .*latest.pt cannot be read .*newest intact checkpoint beside it is "
+                     r".*(best|model).pt\n$", err), err

@@ -6,16 +6,22 @@ model's state dict, saved from ``nn.DataParallel`` so every key starts with ``"m
 
 Our format (written by :func:`save_checkpoint`) uses the same ``"model_pos"`` key with plain parameter names, so
 either program can read the other's weights, plus ``"format": "repose_ext"``, ``"format_version"`` and the
-optional fields the trainer passes (optimizer / scheduler state, epoch, config, metrics, anything else).
+optional fields the trainer passes (optimizer / scheduler state, epoch, config, metrics, anything else), and
+``"integrity_sha256"``: a SHA-256 over every other entry (tensor bytes, shapes, dtypes and plain values), checked by
+:func:`load_checkpoint`, so a checkpoint with flipped bytes is refused instead of training on. A file that cannot be
+read at all (empty, truncated) raises :class:`CheckpointError` too.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import tempfile
 from collections import OrderedDict
 from typing import Any, Mapping, Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,6 +30,42 @@ FORMAT_NAME = "repose_ext"
 FORMAT_VERSION = 1
 _PREFIXES = ("module.", "_orig_mod.")
 _MAX_LISTED = 12
+INTEGRITY_KEY = "integrity_sha256"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is unreadable or fails its integrity check."""
+
+
+def content_digest(obj: Any) -> str:
+    """SHA-256 of a checkpoint payload: tensors and arrays by dtype, shape and bytes, containers in key order,
+    other values by ``repr``."""
+    h = hashlib.sha256()
+
+    def visit(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{x.dtype}{tuple(x.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, np.ndarray):
+            h.update(f"A{x.dtype}{x.shape}".encode())
+            h.update(np.ascontiguousarray(x).tobytes() if x.dtype != object else repr(x.tolist()).encode())
+        elif isinstance(x, Mapping):
+            h.update(b"{")
+            for key in sorted(x, key=repr):
+                h.update(repr(key).encode())
+                visit(x[key])
+            h.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[" if isinstance(x, list) else b"(")
+            for v in x:
+                visit(v)
+            h.update(b"]")
+        else:
+            h.update(repr(x).encode())
+
+    visit(obj)
+    return h.hexdigest()
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -116,6 +158,7 @@ def save_checkpoint(path: PathLike, model: nn.Module, *, optimizer: Optional[Any
         if clash:
             raise ValueError(f"extra must not contain the reserved keys {clash}")
         payload.update(extra)
+    payload[INTEGRITY_KEY] = content_digest(payload)
     atomic_torch_save(payload, path)
 
 
@@ -138,7 +181,10 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu", weights_only: boo
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    obj = torch.load(path, map_location=map_location, weights_only=weights_only)
+    try:
+        obj = _read_verified(path, map_location, weights_only)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}{_intact_hint(path)}") from None
     if not isinstance(obj, Mapping):
         raise ValueError(f"checkpoint {path} must hold a dict; got {type(obj).__name__}")
     if MODEL_KEY not in obj:
@@ -149,6 +195,40 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu", weights_only: boo
             f"got keys {sorted(map(str, obj))[:_MAX_LISTED]}"
         )
     return dict(obj)
+
+
+def _read_verified(path: str, map_location: Any = "cpu", weights_only: bool = True) -> Any:
+    """``torch.load`` plus the integrity check; the stored digest is removed from the result."""
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as exc:  # empty, truncated, not a torch file, or objects the safe unpickler refuses
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+    if isinstance(obj, Mapping) and INTEGRITY_KEY in obj:
+        rest = {k: v for k, v in obj.items() if k != INTEGRITY_KEY}
+        if content_digest(rest) != obj[INTEGRITY_KEY]:
+            raise CheckpointError(f"checkpoint {path} is corrupt (its content does not match its SHA-256)")
+        obj = rest
+    return obj
+
+
+def newest_intact_checkpoint(folder: str, exclude: Optional[str] = None) -> Optional[str]:
+    """The most recently written checkpoint (``*.pt``) in ``folder`` that loads and passes its check, or None."""
+    candidates = sorted(glob.glob(os.path.join(folder, "*.pt")), key=os.path.getmtime, reverse=True)
+    for candidate in candidates:
+        if exclude is not None and os.path.abspath(candidate) == os.path.abspath(exclude):
+            continue
+        try:
+            _read_verified(candidate)
+        except CheckpointError:
+            continue
+        return candidate
+    return None
+
+
+def _intact_hint(path: str) -> str:
+    other = newest_intact_checkpoint(os.path.dirname(os.path.abspath(path)), exclude=path)
+    return f"; the newest intact checkpoint beside it is {other}" if other else "; no intact checkpoint beside it"
 
 
 def _listing(names) -> str:

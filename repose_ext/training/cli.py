@@ -21,6 +21,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+from ..models.checkpoint import CheckpointError
 from .config import ConfigError, load_config
 from .trainer import LATEST, evaluate_checkpoint, find_latest_run, train
 
@@ -118,7 +119,7 @@ def main(argv: Optional[List[str]] = None, default_config: Optional[str] = None)
             config = load_config(need_config(), args.overrides)
         train(config, run_dir=args.run_dir, resume=resume, progress=not args.no_progress)
         return 0
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
