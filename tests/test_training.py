@@ -526,3 +526,24 @@ def test_resuming_from_a_damaged_checkpoint_is_refused_naming_an_intact_one(tmp_
     err = capsys.readouterr().err
     assert re.search(r"^error: checkpoint .*latest.pt cannot be read .*newest intact checkpoint beside it is "
                      r".*(best|model).pt\n$", err), err
+
+
+def test_log_csv_is_rebuilt_from_the_checkpoint_and_leftovers_are_removed(tmp_path):
+    overrides = augmented_overrides(tmp_path, **{"train.epochs": 2})
+    run = tmp_path / "run"
+    train(load_config(None, overrides), run_dir=str(run), progress=False)
+    with open(run / "log.csv", encoding="utf-8") as f:
+        full = f.read()
+    assert [line.split(",")[0] for line in full.splitlines()[1:]] == ["1", "2"]
+    ckpt = load_checkpoint(str(run / "latest.pt"))
+    # a kill could have left an empty log and unfinished temporary files: resuming repairs both
+    (run / "log.csv").write_text("")
+    (run / ".latest.pt.abc.tmp").write_bytes(b"")
+    (run / ".log.csv.abc.tmp").write_bytes(b"")
+    train(load_config(None, augmented_overrides(tmp_path, **{"train.epochs": 3})), run_dir=str(run),
+          resume=str(run / "latest.pt"), progress=False)
+    with open(run / "log.csv", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert lines[:3] == full.splitlines()[:3] and lines[3].startswith("3,")
+    assert not [p for p in os.listdir(run) if p.endswith(".tmp")]
+    assert [r["epoch"] for r in ckpt["log_rows"]] == [1, 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import tempfile
 import warnings
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -16,40 +17,71 @@ from typing import Any, Dict, List, Mapping, Optional
 class CsvLog:
     """One CSV row per epoch; columns are fixed by the first row written (later keys must be a subset).
 
+    The rows are kept in memory and the whole (small) file is rewritten atomically after each epoch, so a kill
+    never leaves a half-written or empty log. On resume the rows stored in the checkpoint are the truth (rows of
+    later epochs, written after that checkpoint, are dropped); a checkpoint without rows falls back to the file,
+    read leniently (an empty or damaged file starts a new log).
+
     Args:
         path: the CSV file.
-        resume_epoch: when resuming, rows with ``epoch`` greater than this are dropped first (they were written
-            after the checkpoint the run continues from); None starts a new file.
+        resume_epoch: when resuming, the checkpoint's epoch; None starts a new file.
+        rows: the log rows stored in the checkpoint to resume from (None: read the file).
     """
 
-    def __init__(self, path: str, resume_epoch: Optional[int] = None):
+    def __init__(self, path: str, resume_epoch: Optional[int] = None, rows: Optional[List[Dict[str, Any]]] = None):
         self.path = path
+        self.rows: List[Dict[str, Any]] = []
         self.fields: Optional[List[str]] = None
-        if resume_epoch is not None and os.path.isfile(path):
-            with open(path, newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                self.fields = list(reader.fieldnames or [])
-                rows = [r for r in reader if int(r["epoch"]) <= resume_epoch]
-            self._write_all(rows)
-        elif os.path.exists(path):
-            os.remove(path)
+        if resume_epoch is None:
+            if os.path.exists(path):
+                os.remove(path)
+            return
+        if rows is None:
+            rows = self._read_leniently()
+        self.rows = [dict(r) for r in rows if _epoch(r) is not None and _epoch(r) <= resume_epoch]
+        if self.rows:
+            self.fields = list(self.rows[0])
+        self._write_all()
 
-    def _write_all(self, rows: List[Dict[str, Any]]) -> None:
-        with open(self.path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(rows)
+    def _read_leniently(self) -> List[Dict[str, Any]]:
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                return list(csv.DictReader(f))
+        except (OSError, csv.Error, UnicodeDecodeError):
+            return []
+
+    def _write_all(self) -> None:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(prefix=".log.csv.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+                if self.fields is not None:
+                    writer = csv.DictWriter(f, fieldnames=self.fields)
+                    writer.writeheader()
+                    writer.writerows({k: _cell(r.get(k)) for k in self.fields} for r in self.rows)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Append a row (missing keys are written empty)."""
+        """Add a row (missing keys are written empty) and rewrite the file."""
         if self.fields is None:
             self.fields = list(row)
-            self._write_all([])
         unknown = [k for k in row if k not in self.fields]
         if unknown:
             raise ValueError(f"row has columns {unknown} not in the log's header {self.fields}")
-        with open(self.path, "a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=self.fields).writerow({k: _cell(row.get(k)) for k in self.fields})
+        self.rows.append({k: _cell(row.get(k)) for k in self.fields})
+        self._write_all()
+
+
+def _epoch(row: Mapping[str, Any]) -> Optional[int]:
+    try:
+        return int(row.get("epoch"))
+    except (TypeError, ValueError):
+        return None
 
 
 def _cell(value: Any) -> Any:

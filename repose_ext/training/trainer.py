@@ -181,6 +181,8 @@ class Trainer:
         self.lock = RunLock(self.run_dir)
         if self.dist.is_main:
             self.lock.acquire()  # before anything is written into the folder
+            for leftover in glob.glob(os.path.join(self.run_dir, ".*.tmp")):  # a killed run's unfinished writes
+                os.remove(leftover)
         try:
             self._build(config)
         except BaseException:
@@ -225,8 +227,9 @@ class Trainer:
                 self.model, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
 
         if self.dist.is_main:
-            self.csv = CsvLog(os.path.join(self.run_dir, "log.csv"),
-                              resume_epoch=self.epoch if self.resume_state is not None else None)
+            resumed = self.resume_state is not None
+            self.csv = CsvLog(os.path.join(self.run_dir, "log.csv"), resume_epoch=self.epoch if resumed else None,
+                              rows=self.resume_state.get("log_rows") if resumed else None)
             self.tb = TensorBoardLog(os.path.join(self.run_dir, "tb"),
                                      purge_step=self.global_step if self.resume_state is not None else None)
             with open(os.path.join(self.run_dir, "config.yaml"), "w", encoding="utf-8") as f:
@@ -268,6 +271,7 @@ class Trainer:
             "best": dict(self.best),
             "best_selection": BEST_SELECTION_NOTE[self.config["eval"]["select_best_on"]],
             "world_size": self.dist.world_size,
+            "log_rows": list(self.csv.rows) if self.dist.is_main else [],
         }
 
     def _save(self, name: str, metrics: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
@@ -456,9 +460,10 @@ class Trainer:
             self.best.update(value=selected, epoch=self.epoch)
         all_metrics = {"train": dict(train_stats), "eval": result.as_dict() if result is not None else None}
         extra = self._checkpoint_payload()
-        self._save(LATEST, all_metrics, extra)
+        # best.pt before latest.pt: whenever latest.pt names an epoch as best, best.pt already holds it.
         if improved:
             self._save(BEST, all_metrics, extra)
+        self._save(LATEST, all_metrics, extra)
         every = self.config["train"]["checkpoint_every"]
         if every and self.epoch % every == 0:
             self._save(f"epoch_{self.epoch:04d}.pt", all_metrics, extra)
