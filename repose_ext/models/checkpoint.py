@@ -118,6 +118,7 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make checkpoints unlike every other file of a run
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

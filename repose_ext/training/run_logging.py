@@ -7,11 +7,28 @@ without that output and says so once.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import tempfile
 import warnings
 from typing import Any, Dict, List, Mapping, Optional
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path`` (mode 0644): a reader, or a
+    run resumed after a kill, sees the old or the new file, never a part of one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 class CsvLog:
@@ -51,20 +68,12 @@ class CsvLog:
             return []
 
     def _write_all(self) -> None:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".log.csv.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-                if self.fields is not None:
-                    writer = csv.DictWriter(f, fieldnames=self.fields)
-                    writer.writeheader()
-                    writer.writerows({k: _cell(r.get(k)) for k in self.fields} for r in self.rows)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        out = io.StringIO(newline="")
+        if self.fields is not None:
+            writer = csv.DictWriter(out, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows({k: _cell(r.get(k)) for k in self.fields} for r in self.rows)
+        write_text_atomic(self.path, out.getvalue())
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Add a row (missing keys are written empty) and rewrite the file."""

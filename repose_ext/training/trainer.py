@@ -45,7 +45,7 @@ from .evaluator import EvalResult, evaluate
 from .objective import PoseObjective
 from .reproducibility import capture_rng_state, derived_seed, restore_rng_state, seed_everything, weights_digest
 from .run_lock import RunLock
-from .run_logging import CsvLog, TensorBoardLog, plot_curves
+from .run_logging import CsvLog, TensorBoardLog, plot_curves, write_text_atomic
 
 LATEST = "latest.pt"
 BEST = "best.pt"
@@ -232,8 +232,7 @@ class Trainer:
                               rows=self.resume_state.get("log_rows") if resumed else None)
             self.tb = TensorBoardLog(os.path.join(self.run_dir, "tb"),
                                      purge_step=self.global_step if self.resume_state is not None else None)
-            with open(os.path.join(self.run_dir, "config.yaml"), "w", encoding="utf-8") as f:
-                f.write(to_yaml(self.config))
+            write_text_atomic(os.path.join(self.run_dir, "config.yaml"), to_yaml(self.config))
 
     # ------------------------------------------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -508,8 +507,7 @@ class Trainer:
             self.say(f"Every evaluation split (averages over the held-out actions{what}):")
             self.say(split_table)
             table = table + "\n\nEvery evaluation split:\n" + split_table
-        with open(os.path.join(self.run_dir, "eval_final.txt"), "w", encoding="utf-8") as f:
-            f.write(header + "\n" + table + "\n")
+        write_text_atomic(os.path.join(self.run_dir, "eval_final.txt"), header + "\n" + table + "\n")
         # Weights-only export of the final model (no optimizer state): small enough to ship or share.
         save_checkpoint(os.path.join(self.run_dir, MODEL_EXPORT), self.model, epoch=self.epoch, config=self.config,
                         metrics={"eval": result.as_dict(), "eval_epoch": eval_epoch})
@@ -527,10 +525,10 @@ class Trainer:
             "world_size": self.dist.world_size,
             "weights_digest_by_rank": list(digests),
         }
-        with open(os.path.join(self.run_dir, "summary.json"), "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-        self.say(f"run folder: {self.run_dir} (checkpoints {LATEST}, {BEST}, weights-only {MODEL_EXPORT}; log.csv, "
-                 f"curves.png, tb/, summary.json); {seconds:.0f} s")
+        write_text_atomic(os.path.join(self.run_dir, "summary.json"), json.dumps(summary, indent=2))
+        written = [name for name in (LATEST, BEST, MODEL_EXPORT, "log.csv", "curves.png", "tb", "summary.json",
+                                     "eval_final.txt") if os.path.exists(os.path.join(self.run_dir, name))]
+        self.say(f"run folder: {self.run_dir} ({', '.join(written)}); {seconds:.0f} s")
         return summary
 
     def close(self) -> None:
