@@ -383,13 +383,42 @@ def test_resume_is_bit_exact(h36m_pickle, tmp_path):
     a, b = load_checkpoint(tmp_path / "a" / "latest.pt"), load_checkpoint(tmp_path / "b" / "latest.pt")
     assert b["epoch"] == 2
     _state_equal(a["model_pos"], b["model_pos"])
+    assert len(a["optimizer"]["state"]) == len(b["optimizer"]["state"]) > 0
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         _state_equal(sa, sb)
-    assert a["scheduler"] == b["scheduler"]
+    assert a["scheduler"] == b["scheduler"] and a["global_step"] == b["global_step"]
     assert straight["weights_digest_by_rank"] == json.loads((tmp_path / "b" / "summary.json").read_text())[
         "weights_digest_by_rank"]
     # The resumed run's CSV has one row per epoch, like the straight run's.
     assert len((tmp_path / "b" / "log.csv").read_text().strip().splitlines()) == 3
+    # Resuming really starts from the checkpoint (a run that retrained from scratch would pass the checks above):
+    # a checkpoint whose weights were changed after epoch 1 ends elsewhere, and its step counter carries on.
+    train(tiny_config(h36m_pickle, tmp_path, **extra, **{"train.epochs": 1}), run_dir=str(tmp_path / "c"),
+          progress=False)
+    state = load_checkpoint(tmp_path / "c" / "latest.pt")
+    steps_after_one = state["global_step"]
+    model_c = build_model(model)
+    model_c.load_state_dict(state["model_pos"])
+    with torch.no_grad():
+        for p in model_c.parameters():
+            p.add_(0.01)
+    extra_state = {k: v for k, v in state.items() if k not in ("model_pos", "optimizer", "scheduler", "epoch",
+                                                               "config", "metrics", "format", "format_version")}
+    from repose_ext.models import save_checkpoint
+
+    class _Stored:  # hands the stored optimizer/scheduler state back to save_checkpoint unchanged
+        def __init__(self, sd):
+            self.sd = sd
+
+        def state_dict(self):
+            return self.sd
+
+    save_checkpoint(tmp_path / "c" / "latest.pt", model_c, optimizer=_Stored(state["optimizer"]),
+                    scheduler=_Stored(state["scheduler"]), epoch=1, config=state["config"], extra=extra_state)
+    assert cli_main(["--resume", str(tmp_path / "c"), "train.epochs=2", "--no-progress"]) == 0
+    c = load_checkpoint(tmp_path / "c" / "latest.pt")
+    assert c["global_step"] == b["global_step"] == 2 * steps_after_one
+    assert not all(torch.equal(c["model_pos"][k], a["model_pos"][k]) for k in a["model_pos"])
 
 
 def test_cli_errors_are_reported_not_raised(tmp_path, capsys):
@@ -547,3 +576,40 @@ def test_log_csv_is_rebuilt_from_the_checkpoint_and_leftovers_are_removed(tmp_pa
     assert lines[:3] == full.splitlines()[:3] and lines[3].startswith("3,")
     assert not [p for p in os.listdir(run) if p.endswith(".tmp")]
     assert [r["epoch"] for r in ckpt["log_rows"]] == [1, 2]
+
+
+def test_the_trainer_flips_inputs_and_targets_together(tmp_path, monkeypatch):
+    from repose_ext.data.skeleton import H36M_LEFT, H36M_RIGHT
+    from repose_ext.training import trainer as trainer_module
+
+    seen = {"flip": [], "model": [], "target": []}
+    original_flip = trainer_module.random_flip
+
+    def recording_flip(inputs, target, *args, **kwargs):
+        out = original_flip(inputs, target, *args, **kwargs)
+        seen["flip"].append((inputs.clone(), target.clone(), out[0].clone(), out[1].clone()))
+        return out
+
+    original_call = PoseObjective.__call__
+
+    def recording_call(self, pred, target):
+        seen["target"].append(target.detach().clone())
+        return original_call(self, pred, target)
+
+    monkeypatch.setattr(trainer_module, "random_flip", recording_flip)
+    monkeypatch.setattr(PoseObjective, "__call__", recording_call)
+    config = load_config(None, augmented_overrides(tmp_path, **{"train.flip_p": 1.0, "eval.every": 0}))
+    trainer = trainer_module.Trainer(config, run_dir=str(tmp_path / "run"), progress=False)
+    trainer.model.register_forward_pre_hook(lambda m, args: seen["model"].append(args[0].detach().clone())
+                                            if m.training else None)
+    try:
+        trainer.train_epoch()
+    finally:
+        trainer.close()
+    assert len(seen["flip"]) == len(seen["target"]) == 2  # 8 samples, batch 4
+    for (inp, tgt, inp_out, tgt_out), model_in, target in zip(seen["flip"], seen["model"], seen["target"]):
+        torch.testing.assert_close(inp_out, flip_pose(inp, H36M_LEFT, H36M_RIGHT))  # x negated, sides swapped
+        torch.testing.assert_close(tgt_out, flip_pose(tgt, H36M_LEFT, H36M_RIGHT))
+        torch.testing.assert_close(model_in, inp_out)  # the model sees the flipped input ...
+        torch.testing.assert_close(target, tgt_out)  # ... and is scored against the flipped target
+        assert not torch.equal(inp_out, inp)
