@@ -613,3 +613,16 @@ def test_the_trainer_flips_inputs_and_targets_together(tmp_path, monkeypatch):
         torch.testing.assert_close(model_in, inp_out)  # the model sees the flipped input ...
         torch.testing.assert_close(target, tgt_out)  # ... and is scored against the flipped target
         assert not torch.equal(inp_out, inp)
+
+
+def test_two_separate_processes_train_bit_identical_weights(tmp_path):
+    config = tmp_path / "aug.yaml"
+    config.write_text("name: aug\n")
+    digests = []
+    for name in ("p1", "p2"):
+        run = tmp_path / name
+        cmd = [sys.executable, "-m", "repose_ext.training.cli", "--config", str(config), "--run-dir", str(run),
+               "--no-progress"] + augmented_overrides(tmp_path, **{"train.epochs": 2})
+        subprocess.run(cmd, check=True, capture_output=True, cwd=REPO, timeout=300)
+        digests.append(json.loads((run / "summary.json").read_text())["weights_digest_by_rank"])
+    assert digests[0] == digests[1]
