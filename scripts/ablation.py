@@ -1,164 +1,285 @@
-"""Does RePOSE help, and where? {no rank loss, spatial, temporal, both} x seeds on the embedded mocap data.
+"""Does RePOSE help, and where? The rank-loss ablation on the embedded motion capture, resumable.
 
-    python scripts/ablation.py [--seeds 0 1 2] [--out docs/ablation] [key=value ...]
+    python scripts/ablation.py                          # every run not yet in docs/ablation/runs.csv, then the summary
+    python scripts/ablation.py --jobs 2                 # two runs at a time (one thread each: 2 cores)
+    python scripts/ablation.py --summary-only           # recompute the summary from runs.csv
+    python scripts/ablation.py --lifters tcn --seeds 0 1 --variants none both
 
-Each run is ``python train.py`` (configs/default.yaml) with the rank weights of its variant and its seed; extra
-``key=value`` overrides apply to every run. Writes ``results.csv`` (one row per run), ``ablation.md`` (mean ± std
-over seeds, occluded and visible joints separately) and ``ablation.png`` (bar chart) into ``--out``, and renders
-one held-out clip of the "both" model (``clip.png``: 2D input with occluded joints marked, ground truth and
-prediction in 3D).
+Runs: {none, spatial, temporal, both} x seeds (default 0-4) x lifters (``tcn``: the CPU-sized VideoPose3D
+temporal conv net; ``dstformer``: the small DSTformer), plus a lambda sweep (0.1, 0.3, 1, 3 on both terms) of
+"both" on the conv net. Every run of a lifter gets the same step budget (:data:`BUDGETS`: epochs x samples per
+epoch of ``configs/default.yaml``'s augmented data, no time limit, no baseline run), and is scored after training
+on the studio split (held-out actions, fixed cameras) and the wild split (the same actions as other people under
+other cameras, clean and detector-noisy).
+
+Results: one row per run and split in ``docs/ablation/runs.csv`` (columns :data:`COLUMNS`), appended as each run
+ends (a run already there is skipped; an interrupted run continues from its ``latest.pt``). The summary
+(``summary.md``, ``summary.png``) gives, per lifter, split and metric, the seed-paired difference of each variant
+against "none" (variant minus none, seeds present in both) with a 95 % t-interval.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
-import json
+import math
 import os
 import statistics
+import subprocess
 import sys
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+OUT = os.path.join(ROOT, "docs", "ablation")
 
-from repose_ext.training.config import load_config  # noqa: E402
-from repose_ext.training.trainer import train  # noqa: E402
-
-METRICS = [  # key, header, lower is better
-    ("mpjpe", "MPJPE (mm)", True),
-    ("p_mpjpe", "P-MPJPE (mm)", True),
-    ("mpjpe_occluded", "MPJPE occluded (mm)", True),
-    ("mpjpe_visible", "MPJPE visible (mm)", True),
-    ("doa_spatial", "depth order, joints", False),
-    ("doa_temporal", "depth order, frames", False),
-]
-
-
-def variants(lam_s: float, lam_t: float):
-    return {
-        "none": (0.0, 0.0),
-        "spatial": (lam_s, 0.0),
-        "temporal": (0.0, lam_t),
-        "both": (lam_s, lam_t),
-    }
+COLUMNS = ["lifter", "variant", "lambda_spatial", "lambda_temporal", "seed", "split", "mpjpe", "p_mpjpe",
+           "mpjpe_occluded", "mpjpe_visible", "doa_spatial", "doa_temporal", "steps", "wall_s", "commit"]
+METRICS = [("mpjpe", "MPJPE"), ("p_mpjpe", "P-MPJPE"), ("mpjpe_occluded", "MPJPE occl."),
+           ("mpjpe_visible", "MPJPE vis."), ("doa_spatial", "DOA joints"), ("doa_temporal", "DOA frames")]
+VARIANTS = {"none": (0.0, 0.0), "spatial": (1.0, 0.0), "temporal": (0.0, 1.0), "both": (1.0, 1.0)}
+SWEEP = (0.1, 0.3, 3.0)  # "both" at these lambdas on the conv net (1.0 is the "both" variant itself)
+LIFTERS = {
+    "tcn": ["model.preset=tcn81_cpu", "data.n_frames=81", "data.test_stride=81"],
+    "dstformer": ['model={"preset": "small", "maxlen": 27}', "data.n_frames=27", "data.test_stride=27",
+                  "train.lr=2.0e-3", "train.batch_size=16"],
+}
+#: Step budget per lifter: the same for every variant and seed of that lifter.
+BUDGETS = {"tcn": ["train.epochs=8", "data.options.epoch_size=4096"],
+           "dstformer": ["train.epochs=8", "data.options.epoch_size=2048"]}
+COMMON = ["baseline=null", "train.time_budget_s=null", "num_threads=1", "eval.every=0"]
 
 
-def run_all(args, overrides):
-    base = load_config(os.path.join(ROOT, "configs", "default.yaml"), overrides)
-    lam_s = base["loss"]["spatial_rank"] or 1.0
-    lam_t = base["loss"]["temporal_rank"] or 1.0
-    rows, run_dirs = [], {}
-    for name, (s, t) in variants(lam_s, lam_t).items():
-        for seed in args.seeds:
-            config = load_config(os.path.join(ROOT, "configs", "default.yaml"),
-                                 list(overrides) + [f"seed={seed}", f"loss.spatial_rank={s}",
-                                                    f"loss.temporal_rank={t}", f"name=ablation_{name}_s{seed}"])
-            run_dir = os.path.join(args.out, "runs", f"{name}_seed{seed}")
-            summary = train(config, run_dir=run_dir, progress=not args.quiet)
-            final = summary["final"]["summary"]
-            row = {"variant": name, "seed": seed, "lambda_spatial": s, "lambda_temporal": t,
-                   "wall_s": summary["wall_seconds"]}
-            row.update({k: final.get(k) for k, _, _ in METRICS})
-            rows.append(row)
-            run_dirs[(name, seed)] = run_dir
-            print(json.dumps(row), flush=True)
-    return rows, run_dirs
+# ---------------------------------------------------------------------------------------------------------------
+# Statistics
+
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (normal beyond).
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 
 
-def mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def t_quantile_975(df: int) -> float:
+    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1; got {df}")
+    return _T975[df - 1] if df <= len(_T975) else 1.960
 
 
-def write_table(rows, path, seeds):
-    lines = [f"Embedded mocap (held-out clips), mean ± std over seeds {list(seeds)}; "
-             f"`python scripts/ablation.py`. Depth order = fraction of pairs in the right order.", "",
-             "| variant | " + " | ".join(h for _, h, _ in METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
-    for name in ("none", "spatial", "temporal", "both"):
-        sel = [r for r in rows if r["variant"] == name]
-        cells = []
-        for key, _, _ in METRICS:
-            m, s = mean_std([r[key] for r in sel])
-            cells.append(f"{m:.3f} ± {s:.3f}" if key.startswith("doa") else f"{m:.2f} ± {s:.2f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+def paired_differences(rows: Iterable[Mapping[str, object]], metric: str, reference: str = "none"
+                       ) -> List[Dict[str, object]]:
+    """Seed-paired differences of each variant against ``reference``.
+
+    Args:
+        rows: runs.csv rows (values as read from the file: strings, or numbers).
+        metric: a column of :data:`METRICS`.
+        reference: the variant the others are compared with.
+
+    Returns:
+        One dict per (lifter, split, variant): ``n`` paired seeds, ``mean`` of variant - reference, ``low`` and
+        ``high`` of the 95 % t-interval (None when n < 2).
+    """
+    table: Dict[Tuple[str, str, str], Dict[int, float]] = {}
+    for r in rows:
+        value = r.get(metric)
+        if value in (None, ""):
+            continue
+        key = (str(r["lifter"]), str(r["split"]), _variant_label(r))
+        table.setdefault(key, {})[int(r["seed"])] = float(value)
+    out = []
+    for (lifter, split, variant), values in sorted(table.items()):
+        if variant == reference:
+            continue
+        base = table.get((lifter, split, reference), {})
+        diffs = [values[s] - base[s] for s in sorted(values) if s in base]
+        if not diffs:
+            continue
+        mean = statistics.fmean(diffs)
+        low = high = None
+        if len(diffs) > 1:
+            half = t_quantile_975(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+            low, high = mean - half, mean + half
+        out.append({"lifter": lifter, "split": split, "variant": variant, "metric": metric, "n": len(diffs),
+                    "mean": mean, "low": low, "high": high})
+    return out
+
+
+def _variant_label(row: Mapping[str, object]) -> str:
+    """The variant name, with the lambdas for the sweep's runs of "both" (e.g. ``both λ=0.3``)."""
+    variant = str(row["variant"])
+    if variant == "both":
+        lam = float(row["lambda_spatial"])
+        if lam != 1.0:
+            return f"both λ={lam:g}"
+    return variant
+
+
+def summary_table(rows: Sequence[Mapping[str, object]]) -> str:
+    """Markdown: per lifter and split, each variant's paired difference against "none" for every metric."""
+    lines = ["Seed-paired difference against `none` (variant − none; MPJPE columns in mm, lower is better; depth "
+             "order in fraction of pairs, higher is better), mean [95 % t-interval] over the seeds both have.", ""]
+    diffs = {m: paired_differences(rows, m) for m, _ in METRICS}
+    keys = sorted({(d["lifter"], d["split"], d["variant"]) for m in diffs for d in diffs[m]})
+    lines.append("| lifter | split | variant | n | " + " | ".join(h for _, h in METRICS) + " |")
+    lines.append("|---" * (len(METRICS) + 4) + "|")
+    for lifter, split, variant in keys:
+        cells, n = [], 0
+        for m, _ in METRICS:
+            d = next((x for x in diffs[m] if (x["lifter"], x["split"], x["variant"]) == (lifter, split, variant)),
+                     None)
+            if d is None:
+                cells.append("–")
+                continue
+            n = d["n"]
+            digits = 3 if m.startswith("doa") else 1
+            interval = "" if d["low"] is None else f" [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
+            cells.append(f"{d['mean']:+.{digits}f}{interval}")
+        lines.append(f"| {lifter} | {split} | {variant} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot(rows, path):
+def plot(rows: Sequence[Mapping[str, object]], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    names = ["none", "spatial", "temporal", "both"]
-    keys = [("mpjpe_visible", "visible joints"), ("mpjpe_occluded", "occluded joints")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    x = np.arange(len(names))
-    for i, (key, label) in enumerate(keys):
-        ms = [mean_std([r[key] for r in rows if r["variant"] == n]) for n in names]
-        axes[0].bar(x + (i - 0.5) * 0.38, [m for m, _ in ms], 0.38, yerr=[s for _, s in ms], capsize=3, label=label)
-    axes[0].set_xticks(x, names)
-    axes[0].set_ylabel("MPJPE (mm)")
-    axes[0].set_title("MPJPE by rank-loss variant")
-    axes[0].legend()
-    for i, (key, label) in enumerate([("doa_spatial", "joint pairs"), ("doa_temporal", "frame pairs")]):
-        ms = [mean_std([r[key] for r in rows if r["variant"] == n]) for n in names]
-        axes[1].bar(x + (i - 0.5) * 0.38, [m for m, _ in ms], 0.38, yerr=[s for _, s in ms], capsize=3, label=label)
-    axes[1].set_xticks(x, names)
-    axes[1].set_ylabel("depth-order accuracy")
-    axes[1].set_ylim(0.0, 1.0)
-    axes[1].axhline(0.5, color="0.5", lw=0.8, ls="--")  # chance
-    axes[1].set_title("Depth-order accuracy")
-    axes[1].legend()
+    panels = [("p_mpjpe", "P-MPJPE difference (mm)"), ("doa_spatial", "depth-order (joints) difference")]
+    lifters = sorted({str(r["lifter"]) for r in rows})
+    fig, axes = plt.subplots(len(lifters), 2, figsize=(11, 3.2 * len(lifters)), squeeze=False)
+    for i, lifter in enumerate(lifters):
+        for j, (metric, title) in enumerate(panels):
+            ax = axes[i][j]
+            diffs = [d for d in paired_differences(rows, metric) if d["lifter"] == lifter]
+            labels = [f"{d['split']}\n{d['variant']}" for d in diffs]
+            means = [d["mean"] for d in diffs]
+            err = [[d["mean"] - d["low"] if d["low"] is not None else 0 for d in diffs],
+                   [d["high"] - d["mean"] if d["high"] is not None else 0 for d in diffs]]
+            ax.errorbar(range(len(diffs)), means, yerr=err, fmt="o", capsize=3)
+            ax.axhline(0, color="0.5", lw=0.8)
+            ax.set_xticks(range(len(diffs)), labels, fontsize=6, rotation=90)
+            ax.set_title(f"{lifter}: {title}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def render_held_out_clip(run_dir, path):
-    """2D input (occluded joints marked), ground truth and prediction of one held-out clip."""
-    import torch
+# ---------------------------------------------------------------------------------------------------------------
+# Runs
 
-    from repose_ext.data.synthetic_views import SyntheticViewsDataset
-    from repose_ext.lifter import Lifter
-    from repose_ext.visualize import render_clip
-
-    lifter = Lifter(os.path.join(run_dir, "best.pt"), device="cpu")
-    model = lifter.model
-    test = SyntheticViewsDataset("test", n_frames=lifter.window or 27)
-    sample = test[len(test) // 2]
-    with torch.no_grad():
-        pred = model(sample["input"][None])[0]
-    gt = sample["target"]
-    pred, gt = pred - pred[:, :1], gt - gt[:, :1]
-    render_clip(path, sample["input"][..., :2].numpy(), [gt.numpy(), pred.numpy()],
-                [f"ground truth ({sample['action']})", "prediction (both rank terms)"],
-                occluded=sample["occluded"].numpy())
+def read_rows(path: str) -> List[Dict[str, str]]:
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "ablation"))
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    ap.add_argument("overrides", nargs="*", help="key=value applied to every run (e.g. train.epochs=3)")
-    args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    rows, run_dirs = run_all(args, args.overrides)
-    with open(os.path.join(args.out, "results.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
+def append_rows(path: str, rows: List[Dict[str, object]]) -> None:
+    """Append rows (header first if the file is new); one write per run so a kill loses at most the run."""
+    new = not os.path.isfile(path)
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            w.writeheader()
         w.writerows(rows)
-    print(write_table(rows, os.path.join(args.out, "ablation.md"), args.seeds))
-    plot(rows, os.path.join(args.out, "ablation.png"))
-    render_held_out_clip(run_dirs[("both", args.seeds[0])], os.path.join(args.out, "clip.png"))
-    print(f"wrote {args.out}/ablation.md, ablation.png, clip.png, results.csv")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def planned_runs(lifters: Sequence[str], variants: Sequence[str], seeds: Sequence[int], sweep: bool):
+    runs = []
+    for lifter in lifters:
+        for variant in variants:
+            for seed in seeds:
+                runs.append((lifter, variant, *VARIANTS[variant], seed))
+        if sweep and lifter == "tcn" and "both" in variants:
+            for lam in SWEEP:
+                for seed in seeds:
+                    runs.append((lifter, "both", lam, lam, seed))
+    return runs
+
+
+def run_key(lifter, variant, lam_s, lam_t, seed) -> str:
+    return f"{lifter}_{variant}_s{lam_s:g}_t{lam_t:g}_seed{seed}"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train_one(run: Tuple, out: str, commit: str, extra: Sequence[str] = ()) -> Optional[List[Dict[str, object]]]:
+    """Train (or continue) one run in a child process and return its rows, None if it failed."""
+    import json
+
+    lifter, variant, lam_s, lam_t, seed = run
+    run_dir = os.path.join(out, "runs", run_key(*run))
+    os.makedirs(run_dir, exist_ok=True)
+    latest = os.path.join(run_dir, "latest.pt")
+    summary_path = os.path.join(run_dir, "summary.json")
+    if not os.path.isfile(summary_path):
+        overrides = COMMON + LIFTERS[lifter] + BUDGETS[lifter] + [
+            f"seed={seed}", f"loss.spatial_rank={lam_s}", f"loss.temporal_rank={lam_t}",
+            f"name=ablation-{run_key(*run)}"] + list(extra)
+        cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--run-dir", run_dir, "--no-progress"]
+        cmd += (["--resume", latest] if os.path.isfile(latest) else []) + overrides
+        with open(os.path.join(run_dir, "train.log"), "a", encoding="utf-8") as log:
+            done = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        if done.returncode != 0 or not os.path.isfile(summary_path):
+            print(f"run {run_key(*run)} failed (exit {done.returncode}); see {run_dir}/train.log", flush=True)
+            return None
+    with open(summary_path, encoding="utf-8") as f:
+        summary = json.load(f)
+    rows = []
+    for split, result in summary["splits"].items():
+        values = result["summary"]
+        rows.append({"lifter": lifter, "variant": variant, "lambda_spatial": lam_s, "lambda_temporal": lam_t,
+                     "seed": seed, "split": split, **{m: values.get(m) for m, _ in METRICS},
+                     "steps": summary["global_step"], "wall_s": summary["wall_seconds"], "commit": commit})
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lifters", nargs="+", default=list(LIFTERS), choices=list(LIFTERS))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--no-sweep", action="store_true", help="skip the lambda sweep")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--extra", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides for every run, after the budget (e.g. a quick check: train.epochs=1)")
+    args = ap.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    csv_path = os.path.join(args.out, "runs.csv")
+    if not args.summary_only:
+        done = {run_key(r["lifter"], r["variant"], float(r["lambda_spatial"]), float(r["lambda_temporal"]),
+                        int(r["seed"])) for r in read_rows(csv_path)}
+        todo = [r for r in planned_runs(args.lifters, args.variants, args.seeds, not args.no_sweep)
+                if run_key(*r) not in done]
+        print(f"{len(todo)} run(s) to do, {len(done)} in {csv_path}", flush=True)
+        commit = _commit()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {pool.submit(train_one, run, args.out, commit, args.extra): run for run in todo}
+            for future in concurrent.futures.as_completed(futures):
+                rows = future.result()
+                if rows:
+                    append_rows(csv_path, rows)
+                    print(f"done {run_key(*futures[future])}", flush=True)
+    rows = read_rows(csv_path)
+    if not rows:
+        print(f"no runs in {csv_path} yet")
+        return 0
+    text = summary_table(rows)
+    with open(os.path.join(args.out, "summary.md"), "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    plot(rows, os.path.join(args.out, "summary.png"))
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
