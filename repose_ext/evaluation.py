@@ -1,6 +1,6 @@
 """The MotionBERT Human3.6M evaluation protocol (MotionBERT ``train.py evaluate``, identical in RePOSE).
 
-Steps (spec §3.1), applied to clips that follow the sample contract of ``repose_ext.data`` (notes/CLIP_FORMAT):
+Steps, applied to clips that follow the sample contract of :mod:`repose_ext.data`:
 
 1. Denormalise each predicted and ground-truth clip from normalised image coordinates with the clip's camera
    resolution (w, h): ``px = (n + [1, h/w, 0]) * w / 2``, then multiply by the per-frame 2.5D factor (mm per px).

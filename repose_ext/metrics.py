@@ -32,7 +32,7 @@ import torch
 #: the official ``mpii_get_pck_auc_joint_groups.m``.
 PCK_JOINTS_3DHP: Tuple[int, ...] = tuple(range(14))
 
-#: The same 14 joints in H36M-17 order (spec §5), via the H36M->3DHP map of MotionAGFormer ``data/const.py``:
+#: The same 14 joints in H36M-17 order, via the H36M->3DHP map of MotionAGFormer ``data/const.py``:
 #: R hip/knee/ankle 1-3, L hip/knee/ankle 4-6, neck 8, head top 10, L shoulder/elbow/wrist 11-13, R 14-16.
 PCK_JOINTS_H36M: Tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16)
 

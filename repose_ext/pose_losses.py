@@ -1,6 +1,6 @@
 """Differentiable pose losses of MotionBERT's training recipe (the base objective RePOSE adds its rank losses to).
 
-MotionBERT's H36M objective (spec §1.5) is ``mpjpe_loss + 0.5 * n_mpjpe_loss + 20 * velocity_loss``; the RePOSE
+MotionBERT's H36M objective is ``mpjpe_loss + 0.5 * n_mpjpe_loss + 20 * velocity_loss``; the RePOSE
 depth-order terms are in :mod:`repose_ext.losses`. These losses work in whatever units the inputs use (the
 normalised image coordinates of the MotionBERT data pipeline during training).
 """

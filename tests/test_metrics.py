@@ -181,7 +181,7 @@ def test_pck_and_auc_on_constructed_errors():
 
 
 def test_pck_joint_subsets_agree_between_orders():
-    # H36M index -> 3DHP index (MotionAGFormer data/const.py, spec §4c).
+    # H36M index -> 3DHP index (MotionAGFormer data/const.py).
     h36m_to_3dhp = [14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]
     assert sorted(h36m_to_3dhp[i] for i in PCK_JOINTS_H36M) == list(PCK_JOINTS_3DHP)
     g = torch.Generator().manual_seed(3)

@@ -129,7 +129,7 @@ def test_shipped_configs_are_valid(name):
 def test_config_recipes_follow_the_spec():
     mb = load_config(os.path.join(REPO, "configs", "h36m_motionbert_scratch.yaml"))
     rp = load_config(os.path.join(REPO, "configs", "h36m_repose.yaml"))
-    for c in (mb, rp):  # MotionBERT's from-scratch recipe (spec §3)
+    for c in (mb, rp):  # MotionBERT's from-scratch recipe
         assert (c["train"]["epochs"], c["train"]["batch_size"], c["train"]["lr"]) == (120, 32, 2e-4)
         assert (c["train"]["weight_decay"], c["train"]["lr_decay"], c["data"]["n_frames"]) == (0.01, 0.99, 243)
         assert (c["loss"]["mpjpe"], c["loss"]["n_mpjpe"], c["loss"]["velocity"]) == (1.0, 0.5, 20.0)

@@ -3,7 +3,7 @@
 All functions take and return NumPy arrays (float64 arithmetic) and never modify their inputs.
 
 The 2.5D representation (:func:`camera_to_2_5d`) is how this package turns camera-space 3D (VideoPose3D's
-files) into the clip contract of MotionBERT (spec §3-§4a), where a pose is stored in pixels with a per-frame
+files) into the clip contract of MotionBERT, where a pose is stored in pixels with a per-frame
 factor (mm per px). With the root joint r at depth Z_r, focal length f and principal point (c_x, c_y)::
 
     x_px = c_x + f * X / Z_r,   y_px = c_y + f * Y / Z_r,   z_px = f * (Z - Z_r) / Z_r,   factor = Z_r / f

@@ -4,7 +4,7 @@ Every dataset loader of :mod:`repose_ext.data` builds a :class:`ClipDataset` fro
 the dict of the clip contract (``input``, ``target``, ``factor``, ``res``, ``source``, ``action``, ``frames``,
 and optionally ``valid`` / ``occluded``), documented on :meth:`ClipDataset.__getitem__`.
 
-Clip slicing follows MotionBERT's ``split_clips`` (spec §3): a *video* is a maximal run of consecutive frames
+Clip slicing follows MotionBERT's ``split_clips``: a *video* is a maximal run of consecutive frames
 with the same source id; each video yields windows of ``n_frames`` starting every ``stride`` frames; frames left
 over after the last full window are dropped, and a video too short for any full window is resampled to
 ``n_frames`` (:func:`resample_indices`).

@@ -1,4 +1,4 @@
-"""Human3.6M from MotionBERT's pickle ``h36m_sh_conf_cam_source_final.pkl`` (produced by LCN; spec §4a).
+"""Human3.6M from MotionBERT's pickle ``h36m_sh_conf_cam_source_final.pkl`` (produced by LCN).
 
 Schema: a dict with ``"train"`` and ``"test"``, each a dict of per-frame arrays, frames contiguous per video::
 

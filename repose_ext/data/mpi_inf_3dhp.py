@@ -1,4 +1,4 @@
-"""MPI-INF-3DHP from P-STMO's npz files (``data_train_3dhp.npz``, ``data_test_3dhp.npz``; spec §4c).
+"""MPI-INF-3DHP from P-STMO's npz files (``data_train_3dhp.npz``, ``data_test_3dhp.npz``).
 
 Schemas (both files: key ``data`` -> a pickled dict):
 

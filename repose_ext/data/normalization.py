@@ -1,7 +1,7 @@
 """MotionBERT's normalised image coordinates and their exact inverse to millimetres.
 
 For a camera of resolution (w, h) a point in pixels (x, y) and a "2.5D" depth z (pixel units, relative to the
-root) are normalised as (spec §4a, MotionBERT ``DataReaderH36M``)::
+root) are normalised as (MotionBERT ``DataReaderH36M``)::
 
     x_n = x / w * 2 - 1,    y_n = y / w * 2 - h / w,    z_n = z / w * 2
 

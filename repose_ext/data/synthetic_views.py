@@ -10,7 +10,7 @@ the 2D inputs a detector would give:
   horizontal distance drawn from a range (pushed back when needed so that the whole clip stays in
   the image), looking at the centre of the clip's 3D bounding box. Camera axes: x right, y down,
   z forward (pixel y grows downwards, as in Human3.6M).
-* **Targets.** The MotionBERT 2.5D representation (``notes/CLIP_FORMAT.md``, spec section 4a):
+* **Targets.** The MotionBERT 2.5D representation (the clip contract of :mod:`repose_ext.data`):
   ``x_n = u / w * 2 - 1``, ``y_n = v / w * 2 - h / w``, ``z_n = (Z - Z_root) * f / Z_root / w * 2``
   per frame, with ``factor = Z_root / f`` millimetres per pixel. By default (u, v) scale every
   joint with the root's depth, the package's convention for 3D ground truth
@@ -569,7 +569,7 @@ class SyntheticViewsDataset(ClipDataset):
             :func:`~repose_ext.data.normalization.normalize_target`; ``res`` is then (2, 2) so that millimetres
             are ``target * factor``).
 
-    Samples follow the clip contract (``notes/CLIP_FORMAT.md``): "input" (T, 17, 3) float32
+    Samples follow the clip contract (see :mod:`repose_ext.data`): "input" (T, 17, 3) float32
     (x_n, y_n, confidence), "target" (T, 17, 3) float32 normalised 2.5D, "factor" (T,) float32 mm per
     px, "res" (2,) float32 (w, h), "source" ``<clip>_<camera>``, "action" the clip name, "frames"
     (T,) int64 indices into the clip, "occluded" (T, 17) bool; and "camera_3d" if asked.

@@ -1,6 +1,6 @@
 """Human3.6M from VideoPose3D's files: ``data_3d_h36m.npz`` + ``data_2d_h36m_cpn_ft_h36m_dbb.npz`` (or ``_gt.npz``).
 
-Schemas (VideoPose3D ``data/prepare_data_*.py``; spec §4b):
+Schemas (VideoPose3D ``data/prepare_data_*.py``):
 
 * 3D file: key ``positions_3d`` -> pickled dict ``subject -> action -> float32 (T, 32, 3)``, world coordinates
   in metres, 50 fps. Subjects S1 S5 S6 S7 S8 S9 S11.

@@ -1,6 +1,6 @@
 """Build the training and evaluation datasets named by a run configuration.
 
-Each dataset of :mod:`repose_ext.data` returns clips in the same sample contract (``notes/CLIP_FORMAT.md``); this
+Each dataset of :mod:`repose_ext.data` returns clips in the same sample contract (see :mod:`repose_ext.data`); this
 module only maps the ``data`` section of a configuration to the right loader call:
 
 =================== ============================================== ==================================================

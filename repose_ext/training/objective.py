@@ -2,8 +2,8 @@
 
 ``L = w_mpjpe * MPJPE + w_n * N-MPJPE + w_v * velocity + lambda_s * spatial_rank + lambda_t * temporal_rank``
 
-MotionBERT's H36M recipe is ``w_mpjpe = 1, w_n = 0.5, w_v = 20`` (spec §1.5); the rank weights of the paper are
-unknown (spec §1.4). A term whose weight is 0 is not computed at all, and the rank terms are skipped whatever
+MotionBERT's H36M recipe is ``w_mpjpe = 1, w_n = 0.5, w_v = 20``; the rank weights of the paper are
+unknown. A term whose weight is 0 is not computed at all, and the rank terms are skipped whatever
 their weights when the backend is ``"off"``. All terms are evaluated in float32 on the network output in the
 training coordinates (MotionBERT's normalised image units, where intra-body depth gaps are about 0.05-0.15).
 """
