@@ -25,15 +25,13 @@ import numpy as np
 import torch
 
 from .metrics import mpjpe, p_mpjpe
+from ._shapes import shape_str as _shape
 
 #: Sources (camera suffix removed) that MotionBERT's protocol skips.
 S9_BLOCK_LIST = ("s_09_act_05_subact_02", "s_09_act_10_subact_02", "s_09_act_13_subact_01")
 
 _CAMERA_SUFFIX = re.compile(r"_ca_\d+$")
 
-
-def _shape(t) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
 
 def strip_camera_suffix(source: str) -> str:

@@ -17,12 +17,10 @@ from torch import nn
 from . import reference
 from .backends import resolve_backend
 from .reference import REDUCTIONS
+from ._shapes import shape_str as _shape
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
-
-def _shape(t: torch.Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
 
 def _check_inputs(pred, gt, weight, margin, window, reduction):

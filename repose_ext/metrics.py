@@ -26,6 +26,8 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ._shapes import shape_str as _shape
+
 #: MPI-INF-3DHP 17-joint order (P-STMO / MotionAGFormer loaders): 0 head_top, 1 neck, 2 R shoulder, 3 R elbow,
 #: 4 R wrist, 5 L shoulder, 6 L elbow, 7 L wrist, 8 R hip, 9 R knee, 10 R ankle, 11 L hip, 12 L knee, 13 L ankle,
 #: 14 pelvis (root), 15 spine, 16 head. PCK/AUC use the first 14 (pelvis, spine and head are excluded), as in
@@ -43,9 +45,6 @@ AUC_THRESHOLDS_MM: Tuple[float, ...] = tuple(float(t) for t in range(0, 151, 5))
 _REDUCTIONS = ("mean", "none")
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
-
-def _shape(t: torch.Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
 
 def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ._shapes import shape_str as _shape
 
-def _shape(t: torch.Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
 
 def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:

@@ -27,11 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._shapes import shape_str as _shape
+
 _LN_EPS = 1e-6
 
-
-def _shape(t: torch.Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
 
 class DropPath(nn.Module):
