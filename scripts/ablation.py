@@ -186,10 +186,10 @@ def append_rows(path: str, rows: List[Dict[str, object]]) -> None:
 
 
 def planned_runs(lifters: Sequence[str], variants: Sequence[str], seeds: Sequence[int], sweep: bool):
-    runs = []
+    runs = []  # seed by seed, so that a partial grid already holds complete seed-paired comparisons
     for lifter in lifters:
-        for variant in variants:
-            for seed in seeds:
+        for seed in seeds:
+            for variant in variants:
                 runs.append((lifter, variant, *VARIANTS[variant], seed))
         if sweep and lifter == "tcn" and "both" in variants:
             for lam in SWEEP:
@@ -210,12 +210,13 @@ def _commit() -> str:
         return "unknown"
 
 
-def train_one(run: Tuple, out: str, commit: str, extra: Sequence[str] = ()) -> Optional[List[Dict[str, object]]]:
+def train_one(run: Tuple, runs_dir: str, commit: str, extra: Sequence[str] = ()
+              ) -> Optional[List[Dict[str, object]]]:
     """Train (or continue) one run in a child process and return its rows, None if it failed."""
     import json
 
     lifter, variant, lam_s, lam_t, seed = run
-    run_dir = os.path.join(out, "runs", run_key(*run))
+    run_dir = os.path.join(runs_dir, run_key(*run))
     os.makedirs(run_dir, exist_ok=True)
     latest = os.path.join(run_dir, "latest.pt")
     summary_path = os.path.join(run_dir, "summary.json")
@@ -248,7 +249,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--no-sweep", action="store_true", help="skip the lambda sweep")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
-    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--out", default=OUT, help="where runs.csv and the summary go (committed)")
+    ap.add_argument("--runs-dir", default=os.path.join(ROOT, "runs", "ablation"),
+                    help="the runs' folders (checkpoints, logs; not committed)")
     ap.add_argument("--summary-only", action="store_true")
     ap.add_argument("--extra", nargs="*", default=[], metavar="KEY=VALUE",
                     help="overrides for every run, after the budget (e.g. a quick check: train.epochs=1)")
@@ -263,7 +266,7 @@ def main(argv=None) -> int:
         print(f"{len(todo)} run(s) to do, {len(done)} in {csv_path}", flush=True)
         commit = _commit()
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {pool.submit(train_one, run, args.out, commit, args.extra): run for run in todo}
+            futures = {pool.submit(train_one, run, args.runs_dir, commit, args.extra): run for run in todo}
             for future in concurrent.futures.as_completed(futures):
                 rows = future.result()
                 if rows:
