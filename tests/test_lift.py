@@ -12,7 +12,7 @@ import torch
 import repose_ext
 from repose_ext import lift
 from repose_ext.data.synthetic_views import load_mocap
-from repose_ext.keypoints.formats import FORMATS, NUM_KEYPOINTS, conversion_matrix, to_h36m17
+from repose_ext.keypoints.formats import FORMATS, NUM_KEYPOINTS, conversion_matrix, from_h36m17, to_h36m17
 from repose_ext.keypoints.readers import KeypointInputError, read_detections
 from repose_ext.keypoints.tracking import select_tracks, track_series
 from repose_ext.lifter import Lifter
@@ -49,27 +49,8 @@ def project(world, distance, shift_px):
 
 
 def h36m_to(fmt, h):
-    """Detector keypoints of ``fmt`` for H36M-17 pixel joints ``h`` (T, 17, 2) (eyes beside the head top, ears
-    beside those, toes and heels beside the ankles)."""
-    if fmt == "h36m17":
-        return h.copy()
-    side = np.array([8.0, 0.0])
-    eye_l, eye_r, ear_l, ear_r = h[:, 10] + side, h[:, 10] - side, h[:, 10] + 2.5 * side, h[:, 10] - 2.5 * side
-    coco = np.stack([h[:, 9], eye_l, eye_r, ear_l, ear_r, h[:, 11], h[:, 14], h[:, 12], h[:, 15], h[:, 13], h[:, 16],
-                     h[:, 4], h[:, 1], h[:, 5], h[:, 2], h[:, 6], h[:, 3]], 1)
-    toe = np.array([0.0, 12.0])
-    if fmt == "coco17":
-        return coco
-    if fmt == "halpe26":
-        feet = [h[:, 6] + toe, h[:, 3] + toe, h[:, 6] + 2 * toe, h[:, 3] + 2 * toe, h[:, 6] - toe, h[:, 3] - toe]
-        return np.concatenate([coco, np.stack([h[:, 10], h[:, 8], h[:, 0]] + feet, 1)], 1)
-    body = [h[:, 9], h[:, 8], h[:, 14], h[:, 15], h[:, 16], h[:, 11], h[:, 12], h[:, 13]]
-    if fmt == "body25":
-        return np.stack(body + [h[:, 0], h[:, 1], h[:, 2], h[:, 3], h[:, 4], h[:, 5], h[:, 6], eye_r, eye_l, ear_r,
-                                ear_l, h[:, 6] + toe, h[:, 6] + 2 * toe, h[:, 6] - toe, h[:, 3] + toe,
-                                h[:, 3] + 2 * toe, h[:, 3] - toe], 1)
-    assert fmt == "coco18"
-    return np.stack(body + [h[:, 1], h[:, 2], h[:, 3], h[:, 4], h[:, 5], h[:, 6], eye_r, eye_l, ear_r, ear_l], 1)
+    """Detector keypoints of ``fmt`` for H36M-17 pixel joints ``h`` (T, 17, 2)."""
+    return from_h36m17(h, fmt)
 
 
 @pytest.fixture(scope="module")

@@ -41,21 +41,22 @@ FORMATS = ("h36m17", "coco17", "halpe26", "body25", "coco18")
 #: Keypoints per person of each format.
 NUM_KEYPOINTS = {"h36m17": 17, "coco17": 17, "halpe26": 26, "body25": 25, "coco18": 18}
 
-# Limb joints by name in each format: (left/right shoulder, elbow, wrist, hip, knee, ankle) plus nose and eyes.
-_NAMED = {
-    "coco17": dict(nose=0, left_eye=1, right_eye=2, left_shoulder=5, right_shoulder=6, left_elbow=7, right_elbow=8,
-                   left_wrist=9, right_wrist=10, left_hip=11, right_hip=12, left_knee=13, right_knee=14,
-                   left_ankle=15, right_ankle=16),
-    "halpe26": dict(nose=0, left_eye=1, right_eye=2, left_shoulder=5, right_shoulder=6, left_elbow=7,
-                    right_elbow=8, left_wrist=9, right_wrist=10, left_hip=11, right_hip=12, left_knee=13,
-                    right_knee=14, left_ankle=15, right_ankle=16, head=17, neck=18, mid_hip=19),
-    "body25": dict(nose=0, neck=1, right_shoulder=2, right_elbow=3, right_wrist=4, left_shoulder=5, left_elbow=6,
-                   left_wrist=7, mid_hip=8, right_hip=9, right_knee=10, right_ankle=11, left_hip=12, left_knee=13,
-                   left_ankle=14, right_eye=15, left_eye=16),
-    "coco18": dict(nose=0, neck=1, right_shoulder=2, right_elbow=3, right_wrist=4, left_shoulder=5, left_elbow=6,
-                   left_wrist=7, right_hip=8, right_knee=9, right_ankle=10, left_hip=11, left_knee=12, left_ankle=13,
-                   right_eye=14, left_eye=15),
+# Every keypoint of each format by name, in order (the face and foot joints the conversion does not use included).
+_ORDER = {
+    "coco17": ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+               "right_knee", "left_ankle", "right_ankle"],
 }
+_ORDER["halpe26"] = _ORDER["coco17"] + ["head", "neck", "mid_hip", "left_big_toe", "right_big_toe", "left_small_toe",
+                                        "right_small_toe", "left_heel", "right_heel"]
+_ORDER["coco18"] = ["nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+                    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+                    "right_eye", "left_eye", "right_ear", "left_ear"]
+_ORDER["body25"] = _ORDER["coco18"][:8] + ["mid_hip"] + _ORDER["coco18"][8:] + [
+    "left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel"]
+
+#: format -> keypoint name -> index.
+_NAMED = {fmt: {name: i for i, name in enumerate(order)} for fmt, order in _ORDER.items()}
 
 
 def _sources(fmt: str) -> List[Dict[int, float]]:
@@ -149,3 +150,38 @@ def guess_format(num_keypoints: int, source: str, hint: Sequence[str] = ()) -> s
         raise ValueError(f"{source}: {num_keypoints} keypoints per person match no known format ({allowed})")
     raise ValueError(f"{source}: {num_keypoints} keypoints per person could be any of {candidates}; "
                      f"say which with --format")
+
+
+def from_h36m17(h36m: np.ndarray, fmt: str, side_px: float = 8.0, toe_px: float = 12.0) -> np.ndarray:
+    """Stand-in detector keypoints of ``fmt`` made from Human3.6M-17 pixel joints, for tests and experiments.
+
+    Joints both orders have are copied; the others are placed at fixed pixel offsets: eyes ``side_px`` left and
+    right of the head top (so their mean is the head top), ears 2.5 times as far, big/small toes and heels
+    ``toe_px``, ``2 toe_px`` and ``-toe_px`` below the ankles, neck = thorax, mid-hip = pelvis. Real detectors
+    put the face and feet elsewhere: this measures the conversion of the body joints, not of the face.
+
+    Args:
+        h36m: (..., 17, 2) pixels.
+        fmt: one of :data:`FORMATS`.
+
+    Returns:
+        (..., K, 2) keypoints in ``fmt``'s order.
+    """
+    h = np.asarray(h36m, dtype=np.float64)
+    if fmt == "h36m17":
+        return h.copy()
+    side, toe = np.array([side_px, 0.0]), np.array([0.0, toe_px])
+    head, ankle_l, ankle_r = h[..., 10, :], h[..., 6, :], h[..., 3, :]
+    named = {
+        "nose": h[..., 9, :], "left_eye": head + side, "right_eye": head - side, "left_ear": head + 2.5 * side,
+        "right_ear": head - 2.5 * side, "left_shoulder": h[..., 11, :], "right_shoulder": h[..., 14, :],
+        "left_elbow": h[..., 12, :], "right_elbow": h[..., 15, :], "left_wrist": h[..., 13, :],
+        "right_wrist": h[..., 16, :], "left_hip": h[..., 4, :], "right_hip": h[..., 1, :], "left_knee": h[..., 5, :],
+        "right_knee": h[..., 2, :], "left_ankle": ankle_l, "right_ankle": ankle_r, "head": head,
+        "neck": h[..., 8, :], "mid_hip": h[..., 0, :], "left_big_toe": ankle_l + toe, "right_big_toe": ankle_r + toe,
+        "left_small_toe": ankle_l + 2 * toe, "right_small_toe": ankle_r + 2 * toe, "left_heel": ankle_l - toe,
+        "right_heel": ankle_r - toe,
+    }
+    order = _ORDER[fmt]
+    return np.stack([named[name] for name in order], axis=-2)
+
