@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from .data.normalization import normalized_to_millimetres
 from .metrics import mpjpe, p_mpjpe
 from ._shapes import shape_str as _shape
 
@@ -66,10 +67,8 @@ def denormalize_to_mm(poses: torch.Tensor, res: torch.Tensor, factor: torch.Tens
         raise ValueError(f"res must have shape (B, 2) = ({b}, 2); got {_shape(res)}")
     if tuple(factor.shape) != (b, t):
         raise ValueError(f"factor must have shape (B, T) = ({b}, {t}); got {_shape(factor)}")
-    w = res[:, 0].view(b, 1, 1, 1)
-    h = res[:, 1].view(b, 1, 1, 1)
-    offset = torch.cat([torch.ones_like(h), h / w, torch.zeros_like(h)], dim=-1)  # (B, 1, 1, 3)
-    return (poses + offset) * (w / 2) * factor.view(b, t, 1, 1)
+    # the one conversion of repose_ext.data.normalization, with (B, 1, 1) sizes and a joint axis on the factor
+    return normalized_to_millimetres(poses, res[:, 0].view(b, 1, 1), res[:, 1].view(b, 1, 1), factor.view(b, t, 1))
 
 
 @dataclasses.dataclass
