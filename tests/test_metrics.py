@@ -27,7 +27,7 @@ from repose_ext.metrics import (
     spatial_depth_order_accuracy,
     temporal_depth_order_accuracy,
 )
-from repose_ext.pose_losses import mpjpe_loss, n_mpjpe_loss, velocity_loss
+from repose_ext.training.pose_losses import mpjpe_loss, n_mpjpe_loss, velocity_loss
 
 
 def _random_rotation(generator):

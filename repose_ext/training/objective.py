@@ -16,7 +16,7 @@ import torch
 
 from .. import backends as _backends
 from ..losses import spatial_depth_rank_loss, temporal_depth_rank_loss
-from ..pose_losses import mpjpe_loss, n_mpjpe_loss, velocity_loss
+from .pose_losses import mpjpe_loss, n_mpjpe_loss, velocity_loss
 
 #: Term names in the order they are logged.
 TERMS = ("mpjpe", "n_mpjpe", "velocity", "spatial_rank", "temporal_rank")

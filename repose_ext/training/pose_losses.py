@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._shapes import shape_str as _shape
+from .._shapes import shape_str as _shape
 
 
 
