@@ -27,6 +27,13 @@ _DISTRIBUTED_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GRO
                     "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 
 
+def model_name(model: Any) -> str:
+    """A short name of a model configuration (its preset or architecture)."""
+    if isinstance(model, str):
+        return model
+    return str(model.get("preset") or model.get("arch") or "dstformer")
+
+
 def baseline_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     """The configuration of the reference run of ``config``: its ``baseline`` model, no rank losses, the rest
     (data, seed, schedule, epochs, time budget) unchanged."""
@@ -77,9 +84,8 @@ class BaselineRun:
         self._log = open(self.log_path, "a", encoding="utf-8")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                         stdin=subprocess.DEVNULL)
-        model = self.config["model"]
-        name = model if isinstance(model, str) else model.get("preset", model.get("arch", "model"))
-        return f"baseline: {what} {name} without rank losses in a second process ({self.log_path})"
+        return (f"baseline: {what} {model_name(self.config['model'])} without rank losses in a second process "
+                f"({self.log_path})")
 
     def result(self) -> Optional[Dict[str, Dict[str, float]]]:
         """Wait for the child; the baseline's split summaries (split -> metric -> value), or None if it failed."""

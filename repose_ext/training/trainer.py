@@ -38,7 +38,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..data.clips import random_flip
 from ..models import build_model, load_checkpoint, load_model_weights, save_checkpoint
 from . import distributed as dist_utils
-from .baseline import BaselineRun
+from .baseline import BaselineRun, model_name
 from .config import to_yaml
 from .datasets import build_datasets
 from .evaluator import EvalResult, evaluate
@@ -502,7 +502,7 @@ class Trainer:
         if self.data.extra_tests or baseline_splits:
             split_table = split_summary_table(rows)
             self.say("")
-            what = f"; baseline = {_model_name(self.config['baseline'])}, same data and time, no rank losses" \
+            what = f"; baseline = {model_name(self.config['baseline'])}, same data and time, no rank losses" \
                 if baseline_splits else ""
             self.say(f"Every evaluation split (averages over the held-out actions{what}):")
             self.say(split_table)
@@ -540,12 +540,6 @@ class Trainer:
 _SPLIT_COLUMNS = (("mpjpe", "MPJPE", "{:8.2f}"), ("p_mpjpe", "P-MPJPE", "{:8.2f}"),
                   ("mpjpe_occluded", "MPJPE-occ", "{:9.2f}"), ("mpjpe_visible", "MPJPE-vis", "{:9.2f}"),
                   ("doa_spatial", "DOA-spatial", "{:11.4f}"), ("doa_temporal", "DOA-temporal", "{:12.4f}"))
-
-
-def _model_name(model: Any) -> str:
-    if isinstance(model, str):
-        return model
-    return str(model.get("preset") or model.get("arch") or "dstformer")
 
 
 def split_summary_table(results: Mapping[str, Mapping[str, Mapping[str, Optional[float]]]]) -> str:
