@@ -32,6 +32,8 @@ _PREFIXES = ("module.", "_orig_mod.")
 _MAX_LISTED = 12
 INTEGRITY_KEY = "integrity_sha256"
 
+PathLike = Union[str, "os.PathLike[str]"]
+
 
 class CheckpointError(ValueError):
     """A checkpoint file that is unreadable or fails its integrity check."""
@@ -66,8 +68,6 @@ def content_digest(obj: Any) -> str:
 
     visit(obj)
     return h.hexdigest()
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
