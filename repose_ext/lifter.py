@@ -229,6 +229,8 @@ class Lifter:
             frames, kp, sc, filled = track_series(det, rows)
             kp, sc = to_h36m17(kp, sc, det.format)
             pose_n = self._lift_series(kp, sc, width, height, fps)
+            if not np.isfinite(pose_n).all():
+                raise KeypointInputError(f"the model gave non-finite poses for track {rank} (input out of range?)")
             parts.append((rank, frames, kp, sc, filled, pose_n, self._millimetres(pose_n)))
         return LiftResult(
             pose3d=np.concatenate([p[6] for p in parts]), pose3d_normalized=np.concatenate([p[5] for p in parts]),
