@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._faults import fault_point
+
 MODEL_KEY = "model_pos"
 FORMAT_NAME = "repose_ext"
 FORMAT_VERSION = 1
@@ -119,6 +121,7 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would make checkpoints unlike every other file of a run
+        fault_point("checkpoint_tmp")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -626,3 +626,41 @@ def test_two_separate_processes_train_bit_identical_weights(tmp_path):
         subprocess.run(cmd, check=True, capture_output=True, cwd=REPO, timeout=300)
         digests.append(json.loads((run / "summary.json").read_text())["weights_digest_by_rank"])
     assert digests[0] == digests[1]
+
+
+def _cli_run(tmp_path, run_dir, *extra, env=None):
+    """``python -m repose_ext.training.cli`` of the tiny augmented run (2 epochs) in a separate process."""
+    config = tmp_path / "aug.yaml"
+    config.write_text("name: aug\n")
+    cmd = [sys.executable, "-m", "repose_ext.training.cli", "--run-dir", str(run_dir), "--no-progress"]
+    cmd += list(extra) if extra else ["--config", str(config)] + augmented_overrides(
+        tmp_path, **{"train.epochs": 2, "eval.every": 1})
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env=dict(os.environ, **(env or {}))).returncode
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("straight")
+    assert _cli_run(tmp_path, tmp_path / "run") == 0
+    return tmp_path / "run"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["text_tmp:1", "checkpoint_tmp:1", "after_csv:1", "after_best:1",
+                                   "after_latest:1", "checkpoint_tmp:3", "before_summary:1"])
+def test_a_run_killed_at_any_write_recovers_to_the_uninterrupted_result(tmp_path, straight_run, fault):
+    crashed = tmp_path / "crashed"
+    assert _cli_run(tmp_path, crashed, env={"REPOSE_FAULT": fault}) == 91  # died there, no cleanup
+    # what a user does next: resume if there is a checkpoint, else start the same run again
+    latest = crashed / "latest.pt"
+    assert (_cli_run(tmp_path, crashed, "--resume", str(latest)) if latest.exists()
+            else _cli_run(tmp_path, crashed)) == 0
+    straight = json.loads((straight_run / "summary.json").read_text())
+    recovered = json.loads((crashed / "summary.json").read_text())
+    assert recovered["weights_digest_by_rank"] == straight["weights_digest_by_rank"]
+    assert recovered["best"] == straight["best"]
+    assert load_checkpoint(str(crashed / "best.pt"))["epoch"] == recovered["best"]["epoch"]
+    no_time = lambda text: [line.split(",")[:3] + line.split(",")[4:] for line in text.splitlines()]  # noqa: E731
+    assert no_time((crashed / "log.csv").read_text()) == no_time((straight_run / "log.csv").read_text())
+    assert not [p for p in os.listdir(crashed) if p.endswith(".tmp") or p == ".lock"]

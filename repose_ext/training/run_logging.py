@@ -14,6 +14,8 @@ import tempfile
 import warnings
 from typing import Any, Dict, List, Mapping, Optional
 
+from .._faults import fault_point
+
 
 def write_text_atomic(path: str, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path`` and rename it over ``path`` (mode 0644): a reader, or a
@@ -24,6 +26,7 @@ def write_text_atomic(path: str, text: str) -> None:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o644)
+        fault_point("text_tmp")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from .._faults import fault_point
 from ..data.clips import random_flip
 from ..models import build_model, load_checkpoint, load_model_weights, save_checkpoint
 from . import distributed as dist_utils
@@ -444,6 +445,7 @@ class Trainer:
                     "doa_temporal"):
             row[f"eval_{key}"] = metrics.get(key)
         self.csv.append(row)
+        fault_point("after_csv")
         self.tb.scalars(train_stats, self.epoch, prefix="train/")
         self.tb.scalars({"lr": lr, "epoch_seconds": seconds}, self.epoch, prefix="train/")
         if metrics:
@@ -462,7 +464,9 @@ class Trainer:
         # best.pt before latest.pt: whenever latest.pt names an epoch as best, best.pt already holds it.
         if improved:
             self._save(BEST, all_metrics, extra)
+            fault_point("after_best")
         self._save(LATEST, all_metrics, extra)
+        fault_point("after_latest")
         every = self.config["train"]["checkpoint_every"]
         if every and self.epoch % every == 0:
             self._save(f"epoch_{self.epoch:04d}.pt", all_metrics, extra)
@@ -525,6 +529,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "weights_digest_by_rank": list(digests),
         }
+        fault_point("before_summary")
         write_text_atomic(os.path.join(self.run_dir, "summary.json"), json.dumps(summary, indent=2))
         written = [name for name in (LATEST, BEST, MODEL_EXPORT, "log.csv", "curves.png", "tb", "summary.json",
                                      "eval_final.txt") if os.path.exists(os.path.join(self.run_dir, name))]
