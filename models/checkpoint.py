@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-import tempfile
 from collections import OrderedDict
 from typing import Any, Mapping, Optional, Union
 
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._faults import fault_point
+from .._atomic import atomic_write
 
 MODEL_KEY = "model_pos"
 FORMAT_NAME = "repose_ext"
@@ -111,22 +110,8 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
 
     A reader never sees a half-written file: ``path`` holds either the old or the new content.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make checkpoints unlike every other file of a run
-        fault_point("checkpoint_tmp")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    atomic_write(path, lambda f: torch.save(obj, f), fault="checkpoint_tmp")
 
 
 def save_checkpoint(path: PathLike, model: nn.Module, *, optimizer: Optional[Any] = None,

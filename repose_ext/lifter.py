@@ -28,12 +28,12 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 from typing import List, Optional, Union
 
 import numpy as np
 import torch
 
+from ._atomic import atomic_write
 from .data.clips import flip_pose
 from .data.normalization import normalize_image_coordinates, normalize_keypoints
 from .data.skeleton import H36M_JOINT_NAMES, H36M_LEFT, H36M_PARENTS, H36M_RIGHT
@@ -89,24 +89,16 @@ class LiftResult:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise KeypointInputError(f"--output {path}: cannot create its folder ({exc})") from None
-        fd, tmp = tempfile.mkstemp(prefix=".lift-", suffix=ext or ".npz", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                if ext == ".json":
-                    f.write(json.dumps(self._json()).encode("utf-8"))
-                elif ext == ".csv":
-                    f.write(self._csv().encode("utf-8"))
-                else:
-                    np.savez(f, pose3d=self.pose3d.astype(np.float32),
-                             pose3d_normalized=self.pose3d_normalized.astype(np.float32), frame=self.frame,
-                             frame_id=self.frame_id.astype(str), track=self.track, filled=self.filled,
-                             scores=self.scores.astype(np.float32), keypoints=self.keypoints.astype(np.float32),
-                             joints=np.array(H36M_JOINT_NAMES), units=np.array(UNITS), format=np.array(self.format))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        if ext == ".json":
+            atomic_write(path, lambda f: f.write(json.dumps(self._json())), binary=False)
+        elif ext == ".csv":
+            atomic_write(path, lambda f: f.write(self._csv()), binary=False)
+        else:
+            atomic_write(path, lambda f: np.savez(
+                f, pose3d=self.pose3d.astype(np.float32), pose3d_normalized=self.pose3d_normalized.astype(np.float32),
+                frame=self.frame, frame_id=self.frame_id.astype(str), track=self.track, filled=self.filled,
+                scores=self.scores.astype(np.float32), keypoints=self.keypoints.astype(np.float32),
+                joints=np.array(H36M_JOINT_NAMES), units=np.array(UNITS), format=np.array(self.format)))
         return path
 
     def _json(self):

@@ -10,28 +10,15 @@ import csv
 import io
 import math
 import os
-import tempfile
 import warnings
 from typing import Any, Dict, List, Mapping, Optional
 
-from .._faults import fault_point
+from .._atomic import atomic_write
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path`` (mode 0644): a reader, or a
-    run resumed after a kill, sees the old or the new file, never a part of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        fault_point("text_tmp")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write a run's text file (log.csv, summary.json, ...) crash-safely (:func:`repose_ext._atomic.atomic_write`)."""
+    atomic_write(path, lambda f: f.write(text), binary=False)
 
 
 class CsvLog:

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from .._faults import fault_point
+from .._atomic import fault_point
 from ..data.clips import random_flip
 from ..models import build_model, load_checkpoint, load_model_weights, save_checkpoint
 from . import distributed as dist_utils
