@@ -608,3 +608,29 @@ def test_op_rejects_bad_series():
         op(torch.zeros(3, 4), torch.zeros(3, 5), None, 0.0, -1, False, False)
     with pytest.raises(RuntimeError, match=r"pred must be float32 or float64"):
         op(torch.zeros(3, 4, dtype=torch.half), torch.zeros(3, 4, dtype=torch.half), None, 0.0, -1, False, False)
+
+
+@pytest.mark.parametrize("shape", [(4, 27, 17, 3), (4, 27, 17)])
+def test_cpu_forward_and_backward_dispatch_few_ops_and_no_copies(shape):
+    # The op contract on CPU: one fused op between a handful of cheap aten ops, no copies of the poses.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    if "cpu" not in repose_ext.available_backends("cpu"):
+        pytest.skip("the CPU extension is not built")
+    pred = torch.randn(*shape, requires_grad=True)
+    gt = torch.randn(*shape)
+    with Count() as count:
+        repose_ext.depth_rank_loss(pred, gt, lambda_spatial=1.0, lambda_temporal=1.0, backend="cpu").backward()
+    assert len(count.ops) <= 12, count.ops
+    assert count.ops.count("repose.depth_rank_loss.default") == 1
+    copies = [op for op in count.ops if any(w in op for w in ("copy", "clone", "contiguous", "permute"))]
+    assert not copies, copies
