@@ -3,8 +3,8 @@
 // every backend that can use it.
 //
 // For the pair (k, l):
-//   k nearer (gk < g_l): loss += w_l * relu(pk - p_l + m),   grad_k += w_l * [pk - p_l + m > 0]
-//   l nearer (g_l < gk): grad_k -= w_l * [p_l - pk + m > 0]
+//   k nearer (gk < g_l): loss += w_l * relu(pk - p_l + m),   grad_k += w_l * [not (pk - p_l + m <= 0)]
+//   l nearer (g_l < gk): grad_k -= w_l * [not (p_l - pk + m <= 0)]
 // The caller multiplies the sums by w_k. The relu subgradient at 0 is 0 (strict >).
 //
 // The loop is written in float arithmetic only (indicators as float(a < b), products
@@ -44,7 +44,8 @@ REPOSE_HOST_DEVICE RowSums<scalar_t> rank_hinge_row(const scalar_t* p, const sca
     const scalar_t l_nearer = scalar_t(g[l] < gk);
     const scalar_t relu_d = d < zero ? zero : d;  // keeps NaN
     loss += wl * (k_nearer * relu_d);
-    if (kGrad) grad += wl * (k_nearer * scalar_t(d > zero) - l_nearer * scalar_t(e > zero));
+    // !(x <= 0): a NaN difference passes the gradient, as the reference's relu does
+    if (kGrad) grad += wl * (k_nearer * scalar_t(!(d <= zero)) - l_nearer * scalar_t(!(e <= zero)));
     if (kActive) active += wl * k_nearer;
   }
   return {loss, grad, active};

@@ -49,7 +49,8 @@ def _pair_terms(pk, gk, pl, gl, wl, valid, margin):
     relu_d = tl.where(d < 0, 0.0, d)  # a NaN prediction stays NaN
     # Multiplying (not selecting) by k_nearer keeps a NaN prediction visible in the loss.
     loss = tl.where(valid, wl * k_nearer.to(d.dtype) * relu_d, 0.0)
-    slope = (k_nearer & (d > 0)).to(d.dtype) - (l_nearer & (e > 0)).to(d.dtype)
+    # "> 0 or NaN" (not <= 0): a NaN difference passes the gradient, as the reference's relu does
+    slope = (k_nearer & ((d > 0) | (d != d))).to(d.dtype) - (l_nearer & ((e > 0) | (e != e))).to(d.dtype)
     grad = tl.where(valid, wl * slope, 0.0)
     active = tl.where(valid, wl * k_nearer.to(d.dtype), 0.0)
     return loss, grad, active

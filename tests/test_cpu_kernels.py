@@ -181,6 +181,8 @@ def test_nan_and_inf():
         torch.testing.assert_close(loss[2], loss_r[2], rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(act, act_r, rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(grad[2], grad_r[2], rtol=1e-10, atol=1e-10)
+        # the reference's gradient at NaN and inf too: its relu passes the gradient unless the difference is <= 0
+        torch.testing.assert_close(grad, grad_r, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("op", ["dense", "sorted"])

@@ -261,6 +261,26 @@ def test_ground_truth_ties_never_count():
         assert repose_ext.temporal_depth_rank_loss(pred, gt, backend=backend, margin=1.0).item() == 0.0
 
 
+@pytest.mark.parametrize("t", [9, 64, 300, 2000])
+def test_nan_in_pred_gives_the_reference_gradient(t):
+    # NaN loss everywhere, and the same (finite) gradient as the reference, whose relu passes the gradient at a
+    # NaN difference: on the AVX-512 rows / tiles, the portable kernels and the long-series (sorted) choice alike.
+    torch.manual_seed(t)
+    pred, gt = make(2, t, 17)
+    pred = pred.double()
+    gt = gt.double()
+    pred[0, 3, 5, 2] = float("nan")
+    grads = {}
+    for backend in ("reference", FUSED_CPU):
+        p = pred.clone().requires_grad_(True)
+        loss = repose_ext.depth_rank_loss(p, gt, lambda_spatial=1.0, lambda_temporal=1.0, backend=backend)
+        loss.backward()
+        assert torch.isnan(loss)
+        grads[backend] = p.grad
+    torch.testing.assert_close(grads[FUSED_CPU], grads["reference"], rtol=1e-9, atol=1e-15)
+    assert torch.isfinite(grads["reference"]).all()
+
+
 def test_nan_in_pred_propagates():
     pred, gt = make(1, 8, 17)
     pred[0, 3, 5, 2] = float("nan")

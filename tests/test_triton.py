@@ -212,9 +212,12 @@ def test_nan_prediction_propagates():
     long_pred, long_gt, _ = _series(2, 40, torch.float32)
     long_pred[0, 30] = math.nan
     for p, g in ((pred, gt), (long_pred, long_gt)):
-        stats, _ = _triton.launch_rank_hinge(p, g, None, 0.0, 2, True, False)
+        stats, grad = _triton.launch_rank_hinge(p, g, None, 0.0, 2, True, False)
         bad = torch.isnan(p).any(dim=1)
         assert torch.isnan(stats[:, 0]).eq(bad).all()
+        # the reference's gradient at NaN (its relu passes the gradient unless the difference is <= 0)
+        _, expected_grad = reference_stats(p, g, None, 0.0, 2)
+        torch.testing.assert_close(grad.double().cpu(), expected_grad, rtol=1e-5, atol=1e-6)
 
 
 def test_empty_inputs():

@@ -41,9 +41,12 @@ struct Vec<float> {
   REPOSE_AVX512_INLINE static V add(V a, V b) { return _mm512_add_ps(a, b); }
   REPOSE_AVX512_INLINE static M lt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   REPOSE_AVX512_INLINE static M lt(M k, V a, V b) { return _mm512_mask_cmp_ps_mask(k, a, b, _CMP_LT_OQ); }
+  // a > 0, or a is NaN: the reference's relu passes the gradient unless a <= 0
   REPOSE_AVX512_INLINE static M pos(M k, V a) {
-    return _mm512_mask_cmp_ps_mask(k, a, _mm512_setzero_ps(), _CMP_GT_OQ);
+    return _mm512_mask_cmp_ps_mask(k, a, _mm512_setzero_ps(), _CMP_NLE_UQ);
   }
+  // not (a <= b): a > b, or either is NaN
+  REPOSE_AVX512_INLINE static M nle(M k, V a, V b) { return _mm512_mask_cmp_ps_mask(k, a, b, _CMP_NLE_UQ); }
   REPOSE_AVX512_INLINE static C cload(const int32_t* p) { return _mm512_loadu_si512(p); }
   REPOSE_AVX512_INLINE static void cstore(int32_t* p, C c) { _mm512_storeu_si512(p, c); }
   REPOSE_AVX512_INLINE static C czero() { return _mm512_setzero_si512(); }
@@ -108,8 +111,9 @@ struct Vec<double> {
   REPOSE_AVX512_INLINE static M lt(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
   REPOSE_AVX512_INLINE static M lt(M k, V a, V b) { return _mm512_mask_cmp_pd_mask(k, a, b, _CMP_LT_OQ); }
   REPOSE_AVX512_INLINE static M pos(M k, V a) {
-    return _mm512_mask_cmp_pd_mask(k, a, _mm512_setzero_pd(), _CMP_GT_OQ);
+    return _mm512_mask_cmp_pd_mask(k, a, _mm512_setzero_pd(), _CMP_NLE_UQ);
   }
+  REPOSE_AVX512_INLINE static M nle(M k, V a, V b) { return _mm512_mask_cmp_pd_mask(k, a, b, _CMP_NLE_UQ); }
   REPOSE_AVX512_INLINE static C cload(const int64_t* p) { return _mm512_loadu_si512(p); }
   REPOSE_AVX512_INLINE static void cstore(int64_t* p, C c) { _mm512_storeu_si512(p, c); }
   REPOSE_AVX512_INLINE static C czero() { return _mm512_setzero_si512(); }
@@ -159,11 +163,11 @@ REPOSE_AVX512_INLINE void pair_masks(typename Vec<T>::V pk, typename Vec<T>::V g
   const typename X::M l_near = X::lt(gl, gk);
   if constexpr (kM) {
     const typename X::V d = X::sub(pk, pl);
-    x = X::pos(k_near, X::add(d, m));  // fl(p_k - p_l) + m > 0
-    y = X::pos(l_near, X::sub(m, d));  // fl(p_l - p_k) + m > 0
+    x = X::pos(k_near, X::add(d, m));  // not (fl(p_k - p_l) + m <= 0)
+    y = X::pos(l_near, X::sub(m, d));  // not (fl(p_l - p_k) + m <= 0)
   } else {
-    x = X::lt(k_near, pl, pk);
-    y = X::lt(l_near, pk, pl);
+    x = X::nle(k_near, pk, pl);  // not (p_k <= p_l): also NaN
+    y = X::nle(l_near, pl, pk);
   }
   near_any = k_near | l_near;
 }
@@ -327,7 +331,7 @@ REPOSE_AVX512_INLINE void tile_ordered(const T* P, const DenseAcc<T, kW>* W, Den
       const typename X::D wl = X::dload(W + l);
       typename X::D al = X::dzero();
       for (int r = 0; r < R; ++r) {
-        const M x = kM ? X::pos(full, X::add(X::sub(pk[r], pl), mv)) : X::lt(pl, pk[r]);
+        const M x = kM ? X::pos(full, X::add(X::sub(pk[r], pl), mv)) : X::nle(full, pk[r], pl);
         t.ak[r] = X::dadd(t.ak[r], x, wl);
         al = X::dsub(al, x, wk[r]);
         if constexpr (kM) t.vio[r] = X::dadd(t.vio[r], x, wl);
@@ -336,7 +340,7 @@ REPOSE_AVX512_INLINE void tile_ordered(const T* P, const DenseAcc<T, kW>* W, Den
     } else {
       typename X::C al[2] = {X::czero(), X::czero()};
       for (int r = 0; r < R; ++r) {
-        const M x = kM ? X::pos(full, X::add(X::sub(pk[r], pl), mv)) : X::lt(pl, pk[r]);
+        const M x = kM ? X::pos(full, X::add(X::sub(pk[r], pl), mv)) : X::nle(full, pk[r], pl);
         const int nx = __builtin_popcount(uint32_t(x));
         t.ak[r] += nx;
         al[r & 1] = X::cdec(al[r & 1], x);

@@ -37,9 +37,10 @@ inline __attribute__((always_inline)) void pair_lane(T pk, T gk, Acc wk, T pl, T
   const T d = pk - pl;
   const bool k_near = gk < gl;
   const bool l_near = gl < gk;
-  // fl(p_k - p_l) + m > 0 and fl(p_l - p_k) + m > 0; with m = 0 these are the signs of d.
-  const bool x = k_near & (kM ? (d + m > T(0)) : (d > T(0)));
-  const bool y = l_near & (kM ? (m - d > T(0)) : (d < T(0)));
+  // not (fl(p_k - p_l) + m <= 0) and not (fl(p_l - p_k) + m <= 0); with m = 0 the signs of d. "Not <=" makes a
+  // NaN difference count as violated, as the reference's relu passes the gradient there.
+  const bool x = k_near & (kM ? !(d + m <= T(0)) : !(d <= T(0)));
+  const bool y = l_near & (kM ? !(m - d <= T(0)) : !(d >= T(0)));
   const Acc t = Acc(x) - Acc(y);
   if constexpr (kW) {
     ak += t * wl;

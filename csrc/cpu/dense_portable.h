@@ -57,11 +57,11 @@ inline __attribute__((always_inline)) void pair_masks(typename VecX<T, VB>::V pk
   if constexpr (kM) {
     const V d = pk - pl;
     const V zero = splat<V>(T(0));
-    x = k_near & (d + m > zero);
-    y = l_near & (m - d > zero);
+    x = k_near & ~(d + m <= zero);  // not (... <= 0): NaN counts as violated, as in the reference's relu
+    y = l_near & ~(m - d <= zero);
   } else {
-    x = k_near & (pl < pk);
-    y = l_near & (pk < pl);
+    x = k_near & ~(pk <= pl);
+    y = l_near & ~(pl <= pk);
   }
   any = k_near | l_near;
 }

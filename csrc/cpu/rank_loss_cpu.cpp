@@ -68,6 +68,29 @@ struct Layouts {
   cpu::SeriesLayout p, g, w, grad;  // row-major (S, N) by default
 };
 
+// Whether the predictions p (any strided view) hold a NaN. When the view spans little more memory than it has
+// elements (the depth channel of (..., 3) poses spans 3x), the whole span is read contiguously, which vectorises
+// (a NaN in another channel then also counts: that only costs the slower exact path); else element by element.
+template <typename T>
+bool any_nan(const at::Tensor& p) {
+  const T* base = p.data_ptr<T>();
+  int64_t span = 1;
+  bool positive = true;
+  for (int64_t d = 0; d < p.dim(); ++d) {
+    positive = positive && p.stride(d) >= 0;
+    span += (p.size(d) - 1) * p.stride(d);
+  }
+  bool nan = false;
+  if (positive && span <= 4 * p.numel()) {
+    for (int64_t i = 0; i < span; ++i) nan |= base[i] != base[i];
+    return nan;
+  }
+  const at::Tensor flat = p.reshape({-1});  // a copy only for views that are not dense enough for the above
+  const T* x = flat.data_ptr<T>();
+  for (int64_t i = 0; i < flat.numel(); ++i) nan |= x[i] != x[i];
+  return nan;
+}
+
 // S series of N elements read through layouts of the data of p, g and w (w may be
 // undefined): runs the algorithm `algo` picks, writes the gradient of series s, times
 // grad_scale[s / (S / groups)] (1 when grad_scale is nullptr), into `grad` through l.grad
@@ -83,9 +106,15 @@ std::vector<double> run_series(Algo algo, const at::Tensor& p, const at::Tensor&
   std::vector<double> loss(S), active(need_active ? S : 0);
   const bool no_window = window < 0 || window >= N - 1;
   if (algo == Algo::kAuto) algo = algo_from_env();
-  const cpu::Isa isa = cpu::active_isa();
+  // A NaN prediction: the sorted sweep cannot order it and the AVX-512 kernels skip blocks by their value range,
+  // so such calls run the portable dense loop, which gives the reference's gradient at NaN (a NaN difference
+  // counts as violated). One read of the predictions decides.
+  bool has_nan = false;
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "rank_hinge_has_nan", [&] { has_nan = any_nan<scalar_t>(p); });
+  const cpu::Isa isa = has_nan ? cpu::Isa::kBase : cpu::active_isa();
   const bool sorted =
-      algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= sorted_min_n(isa, w.defined()));
+      !has_nan &&
+      (algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= sorted_min_n(isa, w.defined())));
 
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "rank_hinge_cpu", [&] {
     cpu::SeriesArgs<scalar_t> args{p.data_ptr<scalar_t>(),
