@@ -30,6 +30,9 @@ or the frames of one joint) is a set of elements k with depth p_k, g_k and weigh
   ``"sum"`` = sum c*a*hinge; ``"mean"`` (paper) = sum c*a*hinge / sum c; ``"none"`` = the
   ``"mean"`` of each sample, shape (B,); ``"active"`` = sum c*a*hinge / sum c*a.
   A zero denominator gives 0.
+* Weights of any sign: the formula applies as written (a pair with ``w_k w_l < 0`` subtracts), and a
+  denominator that is not positive leaves its sum undivided (so a zero denominator gives 0 above). Visibility
+  weights are non-negative; the sign is not checked (on a GPU that would need a device synchronisation).
 """
 
 from __future__ import annotations

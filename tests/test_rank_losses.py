@@ -654,3 +654,33 @@ def test_cpu_forward_and_backward_dispatch_few_ops_and_no_copies(shape):
     assert count.ops.count("repose.depth_rank_loss.default") == 1
     copies = [op for op in count.ops if any(w in op for w in ("copy", "clone", "contiguous", "permute"))]
     assert not copies, copies
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "active"])
+def test_weights_of_any_sign_follow_the_formula_on_the_fused_path(reduction):
+    # The defined meaning of negative weights: the formula as written; a non-positive denominator divides by 1.
+    gen = torch.Generator().manual_seed(3)
+    pred = torch.randn(3, 9, 17, 3, generator=gen, dtype=torch.float64)
+    gt = torch.randn(3, 9, 17, 3, generator=gen, dtype=torch.float64)
+    weight = torch.randn(3, 9, 17, generator=gen, dtype=torch.float64)
+    out = {}
+    for backend in ("reference", FUSED_CPU):
+        p = pred.clone().requires_grad_(True)
+        loss = repose_ext.depth_rank_loss(p, gt, weight=weight, lambda_spatial=1.0, lambda_temporal=1.0,
+                                          backend=backend, reduction=reduction)
+        loss.sum().backward()
+        out[backend] = (loss.detach(), p.grad)
+    torch.testing.assert_close(out[FUSED_CPU][0], out["reference"][0])
+    torch.testing.assert_close(out[FUSED_CPU][1], out["reference"][1])
+
+
+def test_a_zero_denominator_leaves_the_sum_undivided():
+    gen = torch.Generator().manual_seed(4)
+    pred = torch.randn(1, 1, 4, 3, generator=gen, dtype=torch.float64)
+    gt = torch.randn(1, 1, 4, 3, generator=gen, dtype=torch.float64)
+    weight = torch.tensor([[[3.0, -1.0, -1.0, -1.0]]], dtype=torch.float64)  # all pairs: (3 - 3)^2 = 0
+    for backend in ("reference", FUSED_CPU):
+        total = repose_ext.spatial_depth_rank_loss(pred, gt, weight=weight, reduction="sum", backend=backend)
+        mean = repose_ext.spatial_depth_rank_loss(pred, gt, weight=weight, reduction="mean", backend=backend)
+        assert total != 0
+        torch.testing.assert_close(mean, total)
