@@ -634,7 +634,7 @@ def _cli_run(tmp_path, run_dir, *extra, env=None):
     config.write_text("name: aug\n")
     cmd = [sys.executable, "-m", "repose_ext.training.cli", "--run-dir", str(run_dir), "--no-progress"]
     cmd += list(extra) if extra else ["--config", str(config)] + augmented_overrides(
-        tmp_path, **{"train.epochs": 2, "eval.every": 1})
+        tmp_path, **{"train.epochs": 2, "eval.every": 1, "train.checkpoint_every": 1})
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300,
                           env=dict(os.environ, **(env or {}))).returncode
 
@@ -664,3 +664,4 @@ def test_a_run_killed_at_any_write_recovers_to_the_uninterrupted_result(tmp_path
     no_time = lambda text: [line.split(",")[:3] + line.split(",")[4:] for line in text.splitlines()]  # noqa: E731
     assert no_time((crashed / "log.csv").read_text()) == no_time((straight_run / "log.csv").read_text())
     assert not [p for p in os.listdir(crashed) if p.endswith(".tmp") or p == ".lock"]
+    assert [load_checkpoint(str(crashed / f"epoch_000{e}.pt"))["epoch"] for e in (1, 2)] == [1, 2]  # no gaps

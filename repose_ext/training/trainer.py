@@ -461,15 +461,16 @@ class Trainer:
             self.best.update(value=selected, epoch=self.epoch)
         all_metrics = {"train": dict(train_stats), "eval": result.as_dict() if result is not None else None}
         extra = self._checkpoint_payload()
-        # best.pt before latest.pt: whenever latest.pt names an epoch as best, best.pt already holds it.
+        # latest.pt last: whenever it names an epoch, that epoch's best.pt and checkpoint_every snapshot are on
+        # disk (a run resumed from it never comes back to write them).
         if improved:
             self._save(BEST, all_metrics, extra)
             fault_point("after_best")
-        self._save(LATEST, all_metrics, extra)
-        fault_point("after_latest")
         every = self.config["train"]["checkpoint_every"]
         if every and self.epoch % every == 0:
             self._save(f"epoch_{self.epoch:04d}.pt", all_metrics, extra)
+        self._save(LATEST, all_metrics, extra)
+        fault_point("after_latest")
         plot_curves(os.path.join(self.run_dir, "log.csv"), os.path.join(self.run_dir, "curves.png"))
         message = f"epoch {self.epoch}: loss {train_stats['loss']:.4f}, lr {lr:.3g}, {seconds:.1f} s"
         if metrics:
