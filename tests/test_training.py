@@ -518,28 +518,29 @@ def test_baseline_key_is_checked_and_old_checkpoint_configs_get_defaults():
     assert config["baseline"] is None and config["train"]["time_budget_s"] is None
 
 
-def test_a_locked_run_folder_refuses_a_second_run_and_a_stale_lock_is_taken_over(tmp_path, capsys):
-    import socket
-
+def test_a_locked_run_folder_refuses_a_second_run_and_a_crashed_owner_leaves_it_free(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    lock = run / ".lock"
-    lock.write_text(f"{os.getpid()}\n{socket.gethostname()}\n")  # a live owner: this very process
-    config = tmp_path / "aug.yaml"
-    config.write_text("name: aug\n")
-    args = ["--config", str(config), "--run-dir", str(run), "--no-progress"] + augmented_overrides(tmp_path)
-    assert cli_main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: run folder {run} is in use by process {os.getpid()}") and err.count("\n") == 1
-    assert sorted(os.listdir(run)) == [".lock"]  # nothing written by the refused run
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    lock.write_text(f"{dead.pid}\n{socket.gethostname()}\n")  # its owner crashed
-    assert cli_main(args) == 0
-    assert not lock.exists() and (run / "summary.json").exists()  # taken over, released at the end
-    lock.write_text(f"{dead.pid}\nanother-host\n")  # cannot check a process on another machine: refuse
-    assert cli_main(args) == 2
-    assert "in use by process" in capsys.readouterr().err
+    holder = subprocess.Popen(  # another run holding the folder
+        [sys.executable, "-c", "import sys, time; from repose_ext.training.run_lock import RunLock; "
+         f"RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config = tmp_path / "aug.yaml"
+        config.write_text("name: aug\n")
+        args = ["--config", str(config), "--run-dir", str(run), "--no-progress"] + augmented_overrides(tmp_path)
+        assert cli_main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: run folder {run} is in use by process {holder.pid} on ") and \
+            err.count("\n") == 1
+        assert sorted(os.listdir(run)) == [".lock"]  # nothing written by the refused run
+    finally:
+        holder.kill()  # a crash: no cleanup, the lock file stays behind
+        holder.wait()
+    assert (run / ".lock").exists()
+    assert cli_main(args) == 0  # the dead owner holds no lock: the folder is taken over
+    assert not (run / ".lock").exists() and (run / "summary.json").exists()  # released at the end
 
 
 def test_resuming_from_a_damaged_checkpoint_is_refused_naming_an_intact_one(tmp_path, capsys):

@@ -1,17 +1,18 @@
-"""One training process per run folder: an exclusive lock file holding the owner's PID and host.
+"""One training process per run folder: an exclusive lock on ``<run folder>/.lock``.
 
-``<run folder>/.lock`` is created with ``O_CREAT | O_EXCL`` (atomic on local and NFS v3+ file systems). A second
-run into the same folder finds it and stops with :class:`RunLockedError` (the CLI prints one line and exits with
-code 2). A lock left behind by a crash, whose owner is on this host and no longer running, is stale: it is taken
-over. A lock from another host is never taken over (its process cannot be checked from here): remove the file
-by hand once that run is gone.
+The lock is an ``flock`` on the file, held for the whole run; the file also names its owner (PID and host) for the
+message a second run gets. A second run into the same folder stops with :class:`RunLockedError` (the CLI prints
+one line and exits with code 2) before writing anything. A run that crashed, was killed or lost its machine holds
+no lock any more (the kernel drops it with the process), so the next run simply takes the folder over; there is
+no stale-lock guessing by PID, and two runs that start at the same instant cannot both win. The file is removed
+when the run ends.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
-from typing import Optional
 
 from .config import ConfigError
 
@@ -22,58 +23,51 @@ class RunLockedError(ConfigError):
     """The run folder belongs to another running process."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 class RunLock:
     """The lock of one run folder; :meth:`acquire` before writing into it, :meth:`release` at the end."""
 
     def __init__(self, run_dir: str):
         self.path = os.path.join(run_dir, LOCK_NAME)
-        self.held = False
+        self._fd = None
 
-    def _owner(self) -> Optional[tuple]:
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def _owner(self, fd: int) -> str:
         try:
-            with open(self.path, "r", encoding="utf-8") as f:
-                pid, host = f.read().split("\n")[:2]
-            return int(pid), host
+            pid, host = os.pread(fd, 4096, 0).decode("utf-8", "replace").split("\n")[:2]
+            return f"process {int(pid)} on {host}"
         except (OSError, ValueError):
-            return None  # vanished, or half written by a process that died while creating it
+            return "another process"
 
     def acquire(self) -> None:
-        me = socket.gethostname()
-        for _ in range(3):
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is not None and (owner[1] != me or _alive(owner[0])):
-                    raise RunLockedError(
-                        f"run folder {os.path.dirname(self.path)} is in use by process {owner[0]} on {owner[1]}; "
-                        f"choose another --run-dir, or wait for that run to end") from None
-                try:  # stale: its owner died on this host (or never finished writing the file)
-                    os.remove(self.path)
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(f"{os.getpid()}\n{me}\n")
-            self.held = True
-            return
-        raise RunLockedError(f"could not lock run folder {os.path.dirname(self.path)} (another process keeps "
-                             f"taking it)")
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = self._owner(fd)
+                os.close(fd)
+                raise RunLockedError(f"run folder {os.path.dirname(self.path)} is in use by {owner}; choose "
+                                     f"another --run-dir, or wait for that run to end") from None
+            try:  # the file we locked may have been removed by its previous owner meanwhile: lock the new one
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n{socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
 
     def release(self) -> None:
-        if self.held:
-            self.held = False
-            try:
-                os.remove(self.path)
-            except FileNotFoundError:
-                pass
+        if self._fd is None:
+            return
+        try:
+            os.remove(self.path)  # while still locked: a waiting process then locks a new file, not this one
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+        self._fd = None
