@@ -50,4 +50,8 @@ TORCH_LIBRARY(repose, m) {
   m.def(
       "depth_rank_loss(Tensor pred, Tensor gt, Tensor? weight, float margin, int window, Tensor? spatial_scale, "
       "Tensor? temporal_scale, bool need_grad, bool need_active) -> (Tensor loss, Tensor active, Tensor grad)");
+  // The CPU crossover: the shortest series (no window) that rank_hinge computes with the sorted sweep, for the
+  // dense kernels' instruction set isa (0 base, 1 AVX2, 2 AVX-512), without or with weights. Read by Python
+  // (repose_ext/_cpu.py) instead of a copy of the table.
+  m.def("cpu_sorted_min_n(int isa, bool weighted) -> int");
 }

@@ -2,8 +2,8 @@
 ``repose::rank_hinge_sorted``: fake impls and autograd (the formula of ``repose::rank_hinge``).
 
 ``repose::rank_hinge`` on CPU already picks the faster of the two for each call: the sorted
-O(N log N) sweep for series with no window of at least ``SORTED_MIN_N[isa]`` elements
-(unweighted, weighted), the dense pair loop otherwise. These ops fix the algorithm (so does
+O(N log N) sweep for series with no window of at least :func:`sorted_min_n` elements, the dense
+pair loop otherwise. These ops fix the algorithm (so does
 the environment variable ``REPOSE_CPU_ALGO=dense|sorted`` for ``rank_hinge``), for
 benchmarks and tests. ``REPOSE_CPU_ISA=avx2|base`` caps the dense kernels' instruction set.
 """
@@ -16,9 +16,8 @@ from . import _ops
 
 DENSE_OP = "repose::rank_hinge_dense"
 SORTED_OP = "repose::rank_hinge_sorted"
-# The crossover rule of csrc/cpu/rank_loss_cpu.cpp (sorted_min_n), for documentation:
-# dense-kernel instruction set -> (unweighted, weighted) shortest series that go sorted.
-SORTED_MIN_N = {"avx512": (1536, 256), "avx2": (512, 64), "base": (256, 64)}
+#: The dense kernels' instruction sets, by their code in csrc/cpu/rank_hinge_cpu.h (``cpu::Isa``).
+ISAS = ("base", "avx2", "avx512")
 
 
 def _has_op(name: str) -> bool:
@@ -30,6 +29,12 @@ if _has_op(DENSE_OP):
     for _name in (DENSE_OP, SORTED_OP):
         torch.library.register_fake(_name)(_ops.rank_hinge_fake)
         _ops.register_rank_hinge_autograd(_name)
+
+
+def sorted_min_n(isa: str, weighted: bool) -> int:
+    """The shortest series (no window) ``repose::rank_hinge`` computes with the sorted sweep on CPU, for the dense
+    kernels' instruction set ``isa`` (one of :data:`ISAS`), without or with weights; read from the C++ rule."""
+    return int(torch.ops.repose.cpu_sorted_min_n(ISAS.index(isa), bool(weighted)))
 
 
 def rank_hinge_dense(pred, gt, weight, margin, window, need_grad, need_active):

@@ -150,7 +150,7 @@ def test_sorted_equals_dense_exactly_without_weights(n):
 def test_long_series_against_reference():
     # Past the crossover: auto takes the sorted sweep; check it and dense on a long series.
     n = 2500
-    assert n > max(max(v) for v in _cpu.SORTED_MIN_N.values())
+    assert n > max(_cpu.sorted_min_n(isa, w) for isa in _cpu.ISAS for w in (False, True))
     p, g, w = series(2, n, ties=True, seed=7, weighted=True)
     for op in ("auto", "dense", "sorted"):
         assert_matches_reference(op, p, g, w, 0.25, exact=True)

@@ -342,7 +342,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
   return {tensor_of(loss, {B}, pred.options()), tensor_of(active, {B, 2}, pred.options()), grad};
 }
 
+int64_t cpu_sorted_min_n(int64_t isa, bool weighted) {
+  TORCH_CHECK(isa >= 0 && isa <= 2, "cpu_sorted_min_n: isa must be 0 (base), 1 (AVX2) or 2 (AVX-512); got ", isa);
+  return sorted_min_n(static_cast<cpu::Isa>(isa), weighted);
+}
+
 }  // namespace
+
+TORCH_LIBRARY_IMPL(repose, CompositeExplicitAutograd, m) {
+  m.impl("cpu_sorted_min_n", &cpu_sorted_min_n);
+}
 
 TORCH_LIBRARY_IMPL(repose, CPU, m) {
   m.impl("depth_rank_loss", &depth_rank_loss_cpu);
