@@ -33,7 +33,7 @@ from repose_ext.data.augment import AugmentedMocapDataset
 from repose_ext.models import build_model
 from repose_ext.training.config import load_config
 from repose_ext.training.datasets import build_datasets
-from repose_ext.training.evaluator import evaluate
+from repose_ext.evaluation import evaluate
 from repose_ext.training.objective import PoseObjective
 from repose_ext.training.trainer import prepare_target
 

@@ -6,13 +6,13 @@ Entry points: ``python train.py`` (see :mod:`repose_ext.training.cli`), or from 
     summary = train(load_config("configs/small_cpu.yaml", ["train.epochs=2"]))
 
 Layout: :mod:`.config` (defaults, YAML, overrides), :mod:`.datasets` (config -> datasets), :mod:`.objective`
-(the weighted loss), :mod:`.evaluator` (flip TTA and the metric table), :mod:`.trainer` (the loop, checkpoints,
+(the weighted loss; the evaluator is :mod:`repose_ext.evaluation`), :mod:`.trainer` (the loop, checkpoints,
 resume), :mod:`.distributed` (torchrun / DDP), :mod:`.reproducibility` (seeds, RNG states), :mod:`.run_logging`
 (CSV, TensorBoard, plots), :mod:`.cli` (the command line).
 """
 
 from .config import DEFAULTS, ConfigError, load_config
-from .evaluator import EvalResult, PoseEvaluator, evaluate, predict
+from ..evaluation import EvalResult, PoseEvaluator, evaluate, predict
 from .objective import PoseObjective
 from .trainer import Trainer, evaluate_checkpoint, train
 

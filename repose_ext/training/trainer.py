@@ -42,7 +42,7 @@ from . import distributed as dist_utils
 from .baseline import BaselineRun, model_name
 from .config import to_yaml
 from .datasets import build_datasets
-from .evaluator import EvalResult, evaluate
+from ..evaluation import EvalResult, evaluate
 from .objective import PoseObjective
 from .reproducibility import capture_rng_state, derived_seed, restore_rng_state, seed_everything, weights_digest
 from .run_lock import RunLock
