@@ -220,10 +220,14 @@ class Lifter:
         for rank, rows in chosen:
             frames, kp, sc, filled = track_series(det, rows)
             kp, sc = to_h36m17(kp, sc, det.format)
+            if all_persons and len(chosen) > 1 and not (sc > 0).any():
+                continue  # a track of detections without one usable joint: nothing to lift, the others still are
             pose_n = self._lift_series(kp, sc, width, height, fps)
             if not np.isfinite(pose_n).all():
                 raise KeypointInputError(f"the model gave non-finite poses for track {rank} (input out of range?)")
             parts.append((rank, frames, kp, sc, filled, pose_n, self._millimetres(pose_n)))
+        if not parts:
+            raise KeypointInputError("no track has a keypoint with a confidence above 0: nothing to lift")
         return LiftResult(
             pose3d=np.concatenate([p[6] for p in parts]), pose3d_normalized=np.concatenate([p[5] for p in parts]),
             frame=np.concatenate([p[1] for p in parts]),

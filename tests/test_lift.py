@@ -201,6 +201,19 @@ def test_person_and_all_persons(tmp_path, scene, lifter):
         lifter.lift(path, person=2)
 
 
+def test_all_persons_skips_a_track_with_no_usable_joint(tmp_path, scene, lifter):
+    rows = results_rows(scene, "coco17", lambda t: t)
+    for r in rows:  # the bystander's detections have score 0 on every joint
+        if r.pop("who") == "bystander":
+            kp = np.array(r["keypoints"]).reshape(-1, 3)
+            kp[:, 2] = 0.0
+            r["keypoints"] = kp.reshape(-1).tolist()
+    (tmp_path / "c0.json").write_text(json.dumps(rows))
+    result = lifter.lift(str(tmp_path / "c0.json"), all_persons=True)
+    assert set(result.track.tolist()) == {0} and len(result.frame) == 60 and np.isfinite(result.pose3d).all()
+    assert result.filled.sum() == 5  # the subject's own gap
+
+
 def test_frame_rate_resamples_to_the_model_and_back(scene, lifter):
     kp = h36m_to("h36m17", scene["subject"])
     at_50 = lifter.lift(kp, format="h36m17", fps=50).pose3d
