@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -356,7 +355,7 @@ def predict(model: torch.nn.Module, inputs: torch.Tensor, left: Sequence[int], r
     return out
 
 
-@dataclass
+@dataclasses.dataclass
 class EvalResult:
     """Metrics of one evaluation. Distances in mm, PCK/AUC in percent, depth-order accuracies in [0, 1].
 
@@ -373,7 +372,7 @@ class EvalResult:
     per_action: Dict[str, Dict[str, float]]
     columns: List[str]
     num_clips: int
-    notes: List[str] = field(default_factory=list)
+    notes: List[str] = dataclasses.field(default_factory=list)
 
     def table(self) -> str:
         """The per-action table as text, with the summary row last and notes below."""

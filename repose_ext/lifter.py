@@ -34,9 +34,10 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_write
+from .data.augment import bones_of
 from .data.clips import flip_pose
 from .data.normalization import normalize_image_coordinates, normalize_keypoints
-from .data.skeleton import H36M_JOINT_NAMES, H36M_LEFT, H36M_PARENTS, H36M_RIGHT
+from .data.skeleton import H36M_JOINT_NAMES, H36M_LEFT, H36M_RIGHT
 from .keypoints.formats import FORMATS, to_h36m17
 from .keypoints.readers import Detections, KeypointInputError, from_array, read_detections, split_xyc
 from .keypoints.tracking import select_tracks, track_series
@@ -133,11 +134,6 @@ def _window_starts(t: int, window: int) -> List[int]:
     if starts[-1] + window < t:
         starts.append(t - window)
     return starts
-
-
-def _bone_lengths(pose: np.ndarray) -> np.ndarray:
-    return np.stack([np.linalg.norm(pose[..., j, :] - pose[..., p, :], axis=-1)
-                     for j, p in enumerate(H36M_PARENTS) if p >= 0], -1)
 
 
 class Lifter:
@@ -287,8 +283,9 @@ class Lifter:
             from .data.synthetic_views import load_mocap
 
             clips, _ = load_mocap()
-            self._reference_bones = _bone_lengths(next(iter(clips.values()))[0])
-        scale = self._reference_bones.sum() / max(float(np.median(_bone_lengths(pose), axis=0).sum()), 1e-9)
+            self._reference_bones = np.linalg.norm(bones_of(next(iter(clips.values()))[0]), axis=-1)
+        bones = np.linalg.norm(bones_of(pose), axis=-1)  # (N, 16)
+        scale = self._reference_bones.sum() / max(float(np.median(bones, axis=0).sum()), 1e-9)
         return pose * scale
 
 
