@@ -20,7 +20,7 @@ def _flag(name):
 
 
 def extension():
-    cpu_sources = ["csrc/rank_loss.cpp", "csrc/rank_loss_autograd.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
+    cpu_sources = ["csrc/rank_loss.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
     # -g0 overrides the -g that Python's CFLAGS add (debug info triples compile time).
     cxx = ["-O3", "-g0", "-fopenmp", "-std=c++17"]
     with_cuda = (torch.version.cuda is not None or _flag("FORCE_CUDA")) and not _flag("REPOSE_SKIP_CUDA")

@@ -1,27 +1,26 @@
 // Op schemas of the RePOSE rank losses, declared once for every device.
 //
-// repose::rank_hinge works on "series": rows of a (S, N) matrix. Row s holds the
-// predicted depths of one ranking problem (the J joints of one frame for the
-// spatial term, the T frames of one joint for the temporal term). For every ordered
-// pair (k, l) of one series whose ground truth puts k nearer (gt[k] < gt[l]) it adds
-// w[k] * w[l] * relu(pred[k] - pred[l] + margin). See repose_ext/reference.py.
+// repose::depth_rank_loss is the op of the public API on every device: its CPU kernel is in cpu/, its CUDA
+// kernel in cuda/, and the Triton backend registers repose::depth_rank_loss_triton with this same schema
+// (repose_ext/_triton.py reads it from here). The fake implementation and the autograd formula are
+// registered from Python, once for all of them (repose_ext/_ops.py).
 //
-// Returns
-//   stats (S, 2): [:, 0] the weighted hinge sum of each series,
-//                 [:, 1] the weighted count of active pairs (zeros unless need_active);
-//   grad  (S, N): d stats[:, 0] / d pred (shape (0,) unless need_grad).
-//
-// repose::depth_rank_loss computes both terms of the RePOSE loss straight from the
-// poses, reduced (CPU): pred and gt are (B, T, J, 3) poses (depth = channel 2) or
-// (B, T, J) depths, any strides; weight is (B, T, J) or None. Its series are the J joints
-// of each frame (spatial) and, with `window`, the T frames of each joint (temporal); a
-// term is on when its scale, (B,) per-sample factors, is given. Returns
+// It computes both terms of the RePOSE loss straight from the poses, reduced: pred and gt are (B, T, J, 3)
+// poses (depth = channel 2) or (B, T, J) depths, any strides; weight is (B, T, J) or None. Its series are the
+// J joints of each frame (spatial) and, with `window` (-1: all pairs), the T frames of each joint (temporal).
+// For every ordered pair (k, l) of a series whose ground truth puts k nearer (gt[k] < gt[l]) it adds
+// w[k] * w[l] * relu(pred[k] - pred[l] + margin); see repose_ext/reference.py. A term is on when its scale,
+// (B,) float64 per-sample factors, is given. Returns
 //   loss   (B,):   sum over the terms that are on of scale[b] * (hinge sum of sample b),
 //   active (B, 2): the weighted active-pair counts of each term (zeros unless need_active),
 //   grad:          d loss.sum() / d pred in pred's shape (zeros in channels 0 and 1 of
 //                  poses), or (0,) unless need_grad; backward weighs it per sample.
-// The device implementations live in cpu/ and cuda/; the autograd formulas and the
-// fake (meta) implementations are registered from Python (repose_ext/_ops.py).
+//
+// The series ops are CPU only, for tests and benchmarks of the CPU algorithms one series at a time.
+// repose::rank_hinge takes a (S, N) matrix whose row s holds the depths of one ranking problem and returns
+//   stats (S, 2): [:, 0] the weighted hinge sum of each series,
+//                 [:, 1] the weighted count of active pairs (zeros unless need_active);
+//   grad  (S, N): d stats[:, 0] / d pred (shape (0,) unless need_grad).
 
 #include <Python.h>
 #include <torch/library.h>

@@ -9,7 +9,6 @@ Quick start::
 """
 
 from . import reference
-from . import _triton  # registers the "triton" backend
 from .backends import available_backends
 from .losses import (
     DepthRankLoss,

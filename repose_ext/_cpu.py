@@ -1,5 +1,5 @@
-"""torch.library glue for the CPU algorithm ops ``repose::rank_hinge_dense`` and
-``repose::rank_hinge_sorted``: fake impls and autograd (the formula of ``repose::rank_hinge``).
+"""The CPU series ops ``repose::rank_hinge_dense`` and ``repose::rank_hinge_sorted`` (for tests and benchmarks):
+registration of their fake impls and autograd (those of ``repose::rank_hinge``), and the CPU crossover.
 
 ``repose::rank_hinge`` on CPU already picks the faster of the two for each call: the sorted
 O(N log N) sweep for series with no window of at least :func:`sorted_min_n` elements, the dense
@@ -27,8 +27,7 @@ def _has_op(name: str) -> bool:
 
 if _has_op(DENSE_OP):
     for _name in (DENSE_OP, SORTED_OP):
-        torch.library.register_fake(_name)(_ops.rank_hinge_fake)
-        _ops.register_rank_hinge_autograd(_name)
+        _ops.register_series_op(_name)
 
 
 def sorted_min_n(isa: str, weighted: bool) -> int:

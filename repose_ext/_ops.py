@@ -1,13 +1,16 @@
-"""torch.library glue for the compiled ops: fake impls and autograd.
+"""The op contract of the RePOSE rank losses, in Python: fake implementations and the autograd formula.
 
-``repose::rank_hinge`` (schema in csrc/rank_loss.cpp) returns the per-series hinge sums
-and, in the same pass, their gradient with respect to ``pred``. Its autograd formula only
-scales that saved gradient, so backward launches nothing. Other backends' ops (Triton)
-reuse :func:`register_rank_hinge_autograd`.
+``repose::depth_rank_loss`` (schema and meaning in csrc/rank_loss.cpp) is the one op behind the public
+API on every device: a CPU kernel and a CUDA kernel are registered to it by the C++ extension, and the
+Triton backend is ``repose::depth_rank_loss_triton``, a ``triton_op`` with exactly the same schema
+(repose_ext/_triton.py). All of them get their fake implementation and autograd formula from here.
 
-``repose::depth_rank_loss`` (CPU) computes both terms straight from the poses, reduced with
-per-sample factors, and writes d loss / d pred in pred's shape in the same pass; its autograd
-is registered in C++ (csrc/rank_loss_autograd.cpp), its fake impl here.
+The op writes d loss.sum() / d pred in the forward pass, so backward only weighs that saved gradient by
+the upstream gradient of each sample's loss: one multiplication, no kernel.
+
+The CPU extension also defines the series ops ``repose::rank_hinge``, ``rank_hinge_dense`` and
+``rank_hinge_sorted`` ((S, N) series, one algorithm each), which tests and benchmarks use to check and
+time the CPU algorithms one series at a time; the public API never calls them.
 """
 
 from __future__ import annotations
@@ -22,8 +25,39 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
     _C = None
     EXTENSION_ERROR = exc
 
-OP_NAME = "repose::rank_hinge"
+SERIES_OP = "repose::rank_hinge"
 DEPTH_OP = "repose::depth_rank_loss"
+NEED_GRAD_ERROR = ("repose rank loss: backward was called on a loss computed with need_grad=False; "
+                   "compute the loss with autograd enabled and pred.requires_grad=True")
+
+
+def depth_rank_loss_fake(pred, gt, weight, margin, window, spatial_scale, temporal_scale, need_grad, need_active):
+    return (pred.new_empty(pred.shape[:1]), pred.new_empty((pred.shape[0], 2)),
+            pred.new_empty(pred.shape if need_grad else (0,)))
+
+
+def _depth_setup_context(ctx, inputs, output):
+    _, active, grad = output
+    ctx.need_grad = inputs[7]
+    ctx.mark_non_differentiable(active, grad)
+    ctx.set_materialize_grads(False)  # no zero-filled upstream gradients for active and grad
+    ctx.save_for_backward(grad)
+
+
+def _depth_backward(ctx, grad_loss, _grad_active, _grad_grad):
+    if grad_loss is None:
+        return (None,) * 9
+    if not ctx.need_grad:
+        raise RuntimeError(NEED_GRAD_ERROR)
+    (grad,) = ctx.saved_tensors
+    # The hinge is piecewise linear: treating the saved gradient as a constant is exact for higher orders too.
+    return (grad * grad_loss.view((-1,) + (1,) * (grad.dim() - 1)),) + (None,) * 8
+
+
+def register_depth_op(op) -> None:
+    """Give an op with ``repose::depth_rank_loss``'s schema the shared fake implementation and autograd."""
+    torch.library.register_fake(op)(depth_rank_loss_fake)
+    torch.library.register_autograd(op, _depth_backward, setup_context=_depth_setup_context)
 
 
 def rank_hinge_fake(pred, gt, weight, margin, window, need_grad, need_active):
@@ -31,39 +65,28 @@ def rank_hinge_fake(pred, gt, weight, margin, window, need_grad, need_active):
     return pred.new_empty((s, 2)), pred.new_empty((s, n) if need_grad else (0,))
 
 
-def _setup_context(ctx, inputs, output):
-    _, grad = output
+def _series_setup_context(ctx, inputs, output):
     ctx.need_grad = inputs[5]
-    ctx.save_for_backward(grad)
+    ctx.save_for_backward(output[1])
 
 
-def _backward(ctx, grad_stats, _grad_of_grad):
+def _series_backward(ctx, grad_stats, _grad_of_grad):
     if not ctx.need_grad:
-        raise RuntimeError(
-            "repose rank loss: backward was called on a loss computed with need_grad=False; "
-            "compute the loss with autograd enabled and pred.requires_grad=True"
-        )
+        raise RuntimeError(NEED_GRAD_ERROR)
     (grad,) = ctx.saved_tensors
-    # Only stats[:, 0] depends on pred; its gradient is already in `grad`. The hinge is
-    # piecewise linear, so treating `grad` as a constant is exact for higher orders too.
+    # Only stats[:, 0] depends on pred; its gradient is already in `grad`.
     return grad_stats[:, :1] * grad, None, None, None, None, None, None
 
 
-def register_rank_hinge_autograd(op) -> None:
-    """Attach the shared autograd formula to a rank-hinge op with the schema above."""
-    torch.library.register_autograd(op, _backward, setup_context=_setup_context)
-
-
-def depth_rank_loss_fake(pred, gt, weight, margin, window, spatial_scale, temporal_scale, need_grad, need_active):
-    return pred.new_empty(pred.shape[:1]), pred.new_empty((pred.shape[0], 2)), pred.new_empty(
-        pred.shape if need_grad else (0,)
-    )
+def register_series_op(op) -> None:
+    """Give a CPU series op (``repose::rank_hinge``'s schema) its fake implementation and autograd."""
+    torch.library.register_fake(op)(rank_hinge_fake)
+    torch.library.register_autograd(op, _series_backward, setup_context=_series_setup_context)
 
 
 if _C is not None:
-    torch.library.register_fake(OP_NAME)(rank_hinge_fake)
-    register_rank_hinge_autograd(OP_NAME)
-    torch.library.register_fake(DEPTH_OP)(depth_rank_loss_fake)
+    register_depth_op(DEPTH_OP)
+    register_series_op(SERIES_OP)
 
 
 def has_kernel(op_name: str, dispatch_key: str) -> bool:

@@ -1,85 +1,72 @@
-"""Triton backend of the rank losses: launchers, the op ``repose::rank_hinge_triton``, registration.
+"""Triton backend of the rank losses: the launcher and the op ``repose::depth_rank_loss_triton``.
 
-The op has the arguments of ``repose::rank_hinge`` (csrc/rank_loss.cpp; the schema is
-inferred from the type hints, so ``window`` reads ``SymInt``) and is built with
-``torch.library.triton_op`` + ``wrap_triton``: ``torch.compile`` sees the kernels and the
-fake implementation comes from tracing the launcher. Under Triton's interpreter it is a
-plain ``torch.library.custom_op`` with the shared fake implementation instead, because the
-interpreter cannot be traced. Its autograd formula is the one shared by every backend
-(:func:`repose_ext._ops.register_rank_hinge_autograd`).
+The op has exactly the schema of ``repose::depth_rank_loss`` (read from the C++ library, where it is defined
+once: csrc/rank_loss.cpp) and the shared fake implementation and autograd formula (repose_ext/_ops.py). It is
+built with ``torch.library.triton_op`` + ``wrap_triton``, so ``torch.compile`` sees the kernel; under Triton's
+interpreter it is a plain ``torch.library.custom_op`` instead, because the interpreter cannot be traced.
 
-Importing this module never fails: without Triton, or without a GPU, the backend "triton"
-is registered as unavailable, with the fix in its message, and neither Triton nor the op is
-loaded (building a ``triton_op`` imports much of torch.compile, about a second). With
-``TRITON_INTERPRET=1`` set before the import, the kernels run on CPU tensors too (Triton's
-interpreter; slow, meant for tests).
+Nothing here imports Triton until the op is first needed (:func:`load_op`): :func:`unavailable` only probes
+whether it is installed and whether there is a GPU (or ``TRITON_INTERPRET=1``, set before the first launch,
+which runs the kernel on CPU tensors: slow, meant for tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
 
-from . import _ops, backends
+from . import _ops
 
-OP_NAME = "repose::rank_hinge_triton"
-INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+OP_NAME = "repose::depth_rank_loss_triton"
 
 
-def _triton_installed() -> bool:
+def _interpret() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def unavailable() -> Optional[str]:
+    """Why the Triton backend cannot run here (None when it can). Cheap: imports nothing."""
     try:
-        return importlib.util.find_spec("triton") is not None
+        installed = importlib.util.find_spec("triton") is not None
     except (ImportError, ValueError):  # e.g. sys.modules["triton"] = None
-        return False
-
-
-TRITON_ERROR: Optional[str] = None  # why the backend is unavailable, None when it is available
-if not _triton_installed():
-    TRITON_ERROR = "Triton is not installed (`pip install triton`, or `pip install repose-ext[triton]`)"
-elif not (INTERPRET or torch.cuda.is_available()):
-    TRITON_ERROR = "needs a CUDA GPU (or TRITON_INTERPRET=1 set before importing repose_ext, for CPU tensors)"
-else:
-    try:
-        import triton
-
-        from .kernels import rank_hinge as _kernels
-    except ImportError as exc:  # a broken Triton install
-        TRITON_ERROR = f"Triton failed to import: {exc}"
-
-# Grid limit of the second launch dimension (CUDA's gridDim.y).
-_MAX_GRID_Y = 65535
+        installed = False
+    if not installed:
+        return "Triton is not installed (`pip install triton`, or `pip install repose-ext[triton]`)"
+    if not (_interpret() or torch.cuda.is_available()):
+        return "needs a CUDA GPU (or TRITON_INTERPRET=1 set before the first launch, for CPU tensors)"
+    if _ops._C is None:
+        return f"the op schema comes from the C++ extension repose_ext._C, which is not built ({_ops.EXTENSION_ERROR})"
+    return None
 
 
 @dataclass(frozen=True)
 class LaunchConfig:
-    """Block sizes of the Triton launch (tests shrink them to reach every code path).
+    """Tile sizes of the launch (powers of two; tests shrink them to reach every code path).
 
     Attributes:
-        short_max_n: series up to this length use the one-tile kernel (power of two).
-        short_tile: pairs per program of that kernel, BLOCK_S * BLOCK_N**2 (power of two).
-        block_k: rows per program of the long-series kernel (power of two).
-        block_l: columns per tile of the long-series kernel (power of two).
-        reduce_series: series per program of the partial-sum reduction (power of two).
-        reduce_blocks: partials per tile of that reduction (power of two).
-        short_warps, rows_warps: warps per program of the two pair kernels.
+        spatial_tile: pairs per program of the spatial term, SP_S * SP_K * SP_L: the joint tiles SP_K = SP_L are
+            J rounded up to a power of two (at most ``spatial_max_j``), SP_S frames fill the rest.
+        spatial_max_j: largest joint tile; more joints are split into row blocks and column tiles.
+        temporal_k: frame rows per program of the temporal term.
+        temporal_l: frame columns per tile of the temporal term.
+        warps: warps per program.
 
-    The defaults keep the pair kernels at 8 to 16 pairs per thread: compiled for sm_90 they
-    use 70 to 80 registers in float32 (about 130 in float64) and spill nothing.
+    A program holds three accumulator tiles of its pair-tile size: 2048 pairs over 8 warps is 8 per thread
+    and tile. Compiled for sm_90 at (B, 243, 17) (``ptxas -v``): 128 registers in float32, 192 in float64, no
+    spills; with 4 warps 192 and 255 registers, and spills in float64.
     """
 
-    short_max_n: int = 32
-    short_tile: int = 2048
-    block_k: int = 64
-    block_l: int = 32
-    reduce_series: int = 32
-    reduce_blocks: int = 32
-    short_warps: int = 4
-    rows_warps: int = 8
+    spatial_tile: int = 2048
+    spatial_max_j: int = 32
+    temporal_k: int = 64
+    temporal_l: int = 32
+    warps: int = 8
 
 
 DEFAULT_CONFIG = LaunchConfig()
@@ -94,11 +81,11 @@ def _next_pow2(n: int) -> int:
 
 
 def split_margin(margin: float, dtype: torch.dtype) -> Tuple[float, float, float]:
-    """The margin as float32 parts for the kernels: exact in float64, the float32 rounding otherwise.
+    """The margin as float32 parts for the kernel: exact in float64, the float32 rounding otherwise.
 
-    Triton passes a Python float as float32; the three parts add up (in float64) to the
-    float64 margin exactly. For float32 inputs only the first part is non-zero, the margin
-    rounded to float32, as PyTorch rounds a scalar added to a float32 tensor.
+    Triton passes a Python float as float32; the three parts add up (in float64) to the float64 margin
+    exactly. For float32 inputs only the first part is non-zero, the margin rounded to float32, as PyTorch
+    rounds a scalar added to a float32 tensor.
     """
     hi = float(np.float32(margin))
     if dtype != torch.float64:
@@ -107,163 +94,150 @@ def split_margin(margin: float, dtype: torch.dtype) -> Tuple[float, float, float
     return hi, lo, float(np.float32(margin - hi - lo))
 
 
-def _check_series(t: torch.Tensor, name: str, pred: torch.Tensor) -> None:
-    if t.dim() != 2:
-        raise ValueError(f"repose::rank_hinge_triton: {name} must have shape (S, N); got {tuple(t.shape)}")
-    if t.shape != pred.shape:
-        raise ValueError(
-            f"repose::rank_hinge_triton: {name} must have the shape of pred {tuple(pred.shape)}; got {tuple(t.shape)}"
-        )
-    if t.dtype != pred.dtype:
-        raise TypeError(f"repose::rank_hinge_triton: {name} must have dtype {pred.dtype} like pred; got {t.dtype}")
-    if t.device != pred.device:
-        raise ValueError(f"repose::rank_hinge_triton: {name} must be on pred's device {pred.device}; got {t.device}")
-    if not t.is_contiguous():
-        raise ValueError(f"repose::rank_hinge_triton: {name} must be contiguous")
-
-
-def plan_launch(s: int, n: int, config: LaunchConfig = DEFAULT_CONFIG) -> dict:
-    """The kernels that :func:`launch_rank_hinge` runs on (s, n) series, in launch order.
+def plan_launch(t: int, j: int, spatial: bool, temporal: bool, config: LaunchConfig = DEFAULT_CONFIG) -> dict:
+    """Tile sizes and programs per sample of one launch on (B, t, j) depths.
 
     Returns:
-        ``{"short": ...}`` for short series, else ``{"rows": ...}`` plus ``"reduce"`` when a
-        series spans several row blocks; each value is ``(grid, block constexprs, num_warps)``.
+        ``n_sp``/``n_tm`` spatial/temporal programs per sample, ``sp_kb``/``tm_kb`` row blocks per frame and per
+        joint, and the constexpr tile sizes ``SP_S, SP_K, SP_L, TM_K, TM_L``.
     """
-    if n <= config.short_max_n:
-        block_n = max(2, _next_pow2(n))
-        block_s = max(1, min(config.short_tile // (block_n * block_n), _next_pow2(s)))
-        return {"short": ((_cdiv(s, block_s),), dict(BLOCK_S=block_s, BLOCK_N=block_n), config.short_warps)}
-    block_k = max(2, min(config.block_k, _next_pow2(n)))
-    block_l = max(2, min(config.block_l, _next_pow2(n)))
-    row_blocks = _cdiv(n, block_k)
-    if row_blocks > _MAX_GRID_Y:
-        raise ValueError(
-            f"repose::rank_hinge_triton: series of length {n} need {row_blocks} row blocks of {block_k}; "
-            f"at most {_MAX_GRID_Y} are supported (use a larger LaunchConfig.block_k)"
-        )
-    plan = {"rows": ((s, row_blocks), dict(BLOCK_K=block_k, BLOCK_L=block_l), config.rows_warps)}
-    if row_blocks > 1:
-        block_s = max(1, min(config.reduce_series, _next_pow2(s)))
-        block_b = max(2, min(config.reduce_blocks, _next_pow2(row_blocks)))
-        plan["reduce"] = ((_cdiv(s, block_s),), dict(BLOCK_S=block_s, BLOCK_B=block_b), 4)
-    return plan
+    sp_k = max(2, min(config.spatial_max_j, _next_pow2(j)))
+    sp_s = max(1, min(config.spatial_tile // (sp_k * sp_k), _next_pow2(t)))
+    tm_k = max(2, min(config.temporal_k, _next_pow2(t)))
+    tm_l = max(2, min(config.temporal_l, _next_pow2(t)))
+    sp_kb, tm_kb = _cdiv(j, sp_k), _cdiv(t, tm_k)
+    return dict(
+        n_sp=_cdiv(t, sp_s) * sp_kb if spatial else 0, n_tm=j * tm_kb if temporal else 0, sp_kb=sp_kb, tm_kb=tm_kb,
+        SP_S=sp_s, SP_K=sp_k, SP_L=sp_k, TM_K=tm_k, TM_L=tm_l,
+    )
 
 
-def launch_rank_hinge(
+def _strides(x: torch.Tensor) -> Tuple[int, int, int, int]:
+    """Offset of the depth channel and the (b, t, j) strides of (B, T, J, 3) poses or (B, T, J) depths."""
+    return (2 * x.stride(3) if x.dim() == 4 else 0), x.stride(0), x.stride(1), x.stride(2)
+
+
+def launch_depth_rank_loss(
     pred: torch.Tensor,
     gt: torch.Tensor,
     weight: Optional[torch.Tensor],
     margin: float,
     window: int,
+    spatial_scale: Optional[torch.Tensor],
+    temporal_scale: Optional[torch.Tensor],
     need_grad: bool,
     need_active: bool,
     config: LaunchConfig = DEFAULT_CONFIG,
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-series hinge sums (and their gradient) of (S, N) series with the Triton kernels.
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``repose::depth_rank_loss`` (csrc/rank_loss.cpp) with the Triton kernel: one launch and a per-sample sum.
 
     Args:
-        pred: predicted depths (S, N), float32 or float64, contiguous.
-        gt: ground-truth depths, like pred.
-        weight: element weights like pred, or None.
+        pred: (B, T, J, 3) poses or (B, T, J) depths, float32 or float64, any strides.
+        gt: the same shape and dtype as pred, any strides.
+        weight: (B, T, J) in pred's dtype, or None.
         margin: hinge margin.
-        window: largest |k - l| of a pair, or -1 for all pairs.
-        need_grad: also compute the gradient of stats[:, 0] with respect to pred.
-        need_active: also compute the weighted count of active pairs.
-        config: block sizes.
+        window: largest |t1 - t2| of a temporal pair, or -1 for all pairs.
+        spatial_scale, temporal_scale: (B,) factors of each term, or None for a term that is off.
+        need_grad: also compute d loss.sum() / d pred.
+        need_active: also compute the weighted active-pair counts.
+        config: tile sizes.
 
     Returns:
-        ``(stats, grad)``: stats (S, 2) = [hinge sum, active weight (0 unless need_active)];
-        grad (S, N), or shape (0,) unless need_grad. Both in pred's dtype.
+        ``(loss (B,), active (B, 2), grad)``: grad in pred's shape (zeros in channels 0 and 1), or (0,).
     """
-    if TRITON_ERROR is not None:
-        raise RuntimeError(f"backend 'triton' is not available: {TRITON_ERROR}")
-    if pred.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"repose::rank_hinge_triton: pred must be float32 or float64; got {pred.dtype}")
-    if pred.device.type != "cuda" and not INTERPRET:
-        raise ValueError(
-            f"repose::rank_hinge_triton: pred must be a CUDA tensor; got {pred.device} "
-            "(CPU tensors need TRITON_INTERPRET=1 set before repose_ext is imported)"
-        )
-    _check_series(pred, "pred", pred)
-    _check_series(gt, "gt", pred)
-    if weight is not None:
-        _check_series(weight, "weight", pred)
-    if window < -1:
-        raise ValueError(f"repose::rank_hinge_triton: window must be -1 (all pairs) or >= 0; got {window}")
-
-    s, n = pred.shape
-    if s == 0 or n == 0:
-        return pred.new_zeros((s, 2)), pred.new_zeros((s, n) if need_grad else (0,))
-    window = n if window < 0 else min(window, n)
-    margin_parts = split_margin(margin, pred.dtype)
-    has_weight = weight is not None
-    w = weight if has_weight else pred  # a valid pointer that is never read
-    stats = pred.new_empty((s, 2))
-    grad = pred.new_empty((s, n) if need_grad else (0,))
-    # Never written without need_grad; its own buffer, since passing one tensor as two kernel
-    # arguments that may be written confuses torch.compile's mutation tracking.
+    _check(pred, gt, weight, window, spatial_scale, temporal_scale)
+    bsz, t, j = pred.shape[:3]
+    spatial, temporal = spatial_scale is not None, temporal_scale is not None
+    grad = torch.zeros_like(pred, memory_format=torch.contiguous_format) if need_grad else pred.new_empty((0,))
+    plan = plan_launch(t, j, spatial, temporal, config)
+    programs = bsz * (plan["n_sp"] + plan["n_tm"])
+    if programs == 0 or t == 0 or j == 0:
+        return pred.new_zeros((bsz,)), pred.new_zeros((bsz, 2)), grad
+    partial_loss = pred.new_empty((bsz, plan["n_sp"] + plan["n_tm"]))
+    partial_active = pred.new_empty((bsz, plan["n_sp"] + plan["n_tm"], 2))
+    w = weight if weight is not None else pred  # a valid pointer that is never read
+    # Never written without need_grad; its own buffer, since passing one tensor as two kernel arguments that may
+    # be written confuses torch.compile's mutation tracking.
     g_out = grad if need_grad else pred.new_empty((1,))
-
-    plan = plan_launch(s, n, config)
-    flags = dict(HAS_WEIGHT=has_weight, NEED_GRAD=need_grad, NEED_ACTIVE=need_active)
-    if "short" in plan:
-        grid, blocks, warps = plan["short"]
-        torch.library.wrap_triton(_kernels._rank_hinge_short_kernel)[grid](
-            pred, gt, w, stats, g_out, s, n, window, *margin_parts, **flags, **blocks, num_warps=warps
-        )
-        return stats, grad
-
-    grid, blocks, warps = plan["rows"]
-    row_blocks = grid[1]
-    # With one row block per series the partial sums are the stats: no reduction.
-    partial = stats if row_blocks == 1 else pred.new_empty((s, row_blocks, 2))
-    torch.library.wrap_triton(_kernels._rank_hinge_rows_kernel)[grid](
-        pred, gt, w, g_out, partial, n, row_blocks, window, *margin_parts, **flags, **blocks, num_warps=warps
+    d_strides = _strides(grad) if need_grad else (0, 0, 0, 0)
+    ones = pred.new_empty((0,), dtype=torch.float64)  # stands in for a term that is off (never read)
+    args = (
+        pred, gt, w, g_out,
+        spatial_scale if spatial else ones, temporal_scale if temporal else ones, partial_loss, partial_active,
+        t, j, plan["n_sp"], plan["n_tm"], plan["sp_kb"], plan["tm_kb"],
+        *_strides(pred), *_strides(gt), *(w.stride()[:3] if weight is not None else (0, 0, 0)), *d_strides,
+        t if window < 0 else min(window, t), *split_margin(margin, pred.dtype),
     )
-    if "reduce" in plan:
-        grid, blocks, warps = plan["reduce"]
-        torch.library.wrap_triton(_kernels._sum_partials_kernel)[grid](
-            partial, stats, s, row_blocks, **blocks, num_warps=warps
-        )
-    return stats, grad
+    tiles = {k: plan[k] for k in ("SP_S", "SP_K", "SP_L", "TM_K", "TM_L")}
+    kernel = torch.library.wrap_triton(_load_kernel())
+    with _device_guard(pred.device):
+        kernel[(programs,)](*args, SPATIAL=spatial, TEMPORAL=temporal, HAS_WEIGHT=weight is not None,
+                            NEED_GRAD=need_grad, NEED_ACTIVE=need_active, **tiles, num_warps=config.warps)
+    # each sample's programs summed in a fixed order
+    return partial_loss.sum(dim=1), partial_active.sum(dim=1), grad
 
 
-def _rank_hinge_triton(
-    pred: torch.Tensor,
-    gt: torch.Tensor,
-    weight: Optional[torch.Tensor],
-    margin: float,
-    window: int,
-    need_grad: bool,
-    need_active: bool,
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``repose::rank_hinge`` computed by the Triton kernels; see :func:`launch_rank_hinge`."""
-    return launch_rank_hinge(pred, gt, weight, margin, window, need_grad, need_active)
+def _load_kernel():
+    from .kernels.depth_rank import depth_rank_loss_kernel
+
+    return depth_rank_loss_kernel
 
 
-rank_hinge_triton = None
-if TRITON_ERROR is None:
-    if INTERPRET:
-        # The interpreter runs kernels on whatever tensors it gets, fake ones included, so
-        # the launcher cannot be traced: keep the op opaque, with the shared fake impl.
-        rank_hinge_triton = torch.library.custom_op(OP_NAME, _rank_hinge_triton, mutates_args=())
-        rank_hinge_triton.register_fake(_ops.rank_hinge_fake)
-    else:
-        # torch.compile traces into the launcher and sees the kernels (wrap_triton).
-        rank_hinge_triton = torch.library.triton_op(OP_NAME, _rank_hinge_triton, mutates_args=())
-    _ops.register_rank_hinge_autograd(OP_NAME)
+def _device_guard(device: torch.device):
+    """Launch on the tensors' GPU, not the current one (Triton launches on the current device)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def _register_backend() -> None:
-    backends.register_backend(
-        backends.Backend(
-            "triton",
-            ("cuda", "cpu") if INTERPRET else ("cuda",),
-            TRITON_ERROR is None,
-            TRITON_ERROR or "",
-            torch.ops.repose.rank_hinge_triton if rank_hinge_triton is not None else None,
-        )
-    )
+def _check(pred, gt, weight, window, spatial_scale, temporal_scale) -> None:
+    """The op's argument checks (the public API has checked its own arguments before this)."""
+    name = OP_NAME
+    if pred.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name}: pred must be float32 or float64; got {pred.dtype}")
+    if pred.dim() not in (3, 4) or (pred.dim() == 4 and pred.shape[3] != 3):
+        raise ValueError(f"{name}: pred must have shape (B, T, J, 3) or (B, T, J); got {tuple(pred.shape)}")
+    if pred.device.type != "cuda" and not _interpret():
+        raise ValueError(f"{name}: pred must be a CUDA tensor; got {pred.device} "
+                         "(CPU tensors need TRITON_INTERPRET=1)")
+    for arg, t in (("gt", gt), ("weight", weight)):
+        if t is None:
+            continue
+        shape = pred.shape if arg == "gt" else pred.shape[:3]
+        if t.shape != shape or t.dtype != pred.dtype or t.device != pred.device:
+            raise ValueError(f"{name}: {arg} must be {tuple(shape)} {pred.dtype} on {pred.device} like pred; "
+                             f"got {tuple(t.shape)} {t.dtype} on {t.device}")
+    for arg, s in (("spatial_scale", spatial_scale), ("temporal_scale", temporal_scale)):
+        if s is not None and (s.shape != pred.shape[:1] or s.dtype != torch.float64 or s.device != pred.device):
+            raise ValueError(f"{name}: {arg} must be ({pred.shape[0]},) float64 on {pred.device}; "
+                             f"got {tuple(s.shape)} {s.dtype} on {s.device}")
+    if window < -1:
+        raise ValueError(f"{name}: window must be -1 (all pairs) or >= 0; got {window}")
 
 
-_register_backend()
+def _depth_rank_loss_triton(pred, gt, weight, margin, window, spatial_scale, temporal_scale, need_grad, need_active):
+    """The op's implementation: :func:`launch_depth_rank_loss` with the default tiles."""
+    return launch_depth_rank_loss(pred, gt, weight, margin, window, spatial_scale, temporal_scale, need_grad,
+                                  need_active)
+
+
+_OP: Optional[Callable] = None
+
+
+def load_op() -> Callable:
+    """``repose::depth_rank_loss_triton``, built on first use (this imports Triton)."""
+    global _OP
+    if _OP is None:
+        reason = unavailable()
+        if reason is not None:
+            raise RuntimeError(f"backend 'triton' is not available: {reason}")
+        schema = str(torch.ops.repose.depth_rank_loss.default._schema)
+        schema = schema[schema.index("("):]  # the argument and return list, without the op's name
+        if _interpret():
+            # The interpreter runs kernels on whatever tensors it gets, fake ones included, so the launcher
+            # cannot be traced: keep the op opaque, with the shared fake implementation.
+            torch.library.custom_op(OP_NAME, _depth_rank_loss_triton, mutates_args=(), schema=schema)
+        else:
+            # torch.compile traces into the launcher and sees the kernel (wrap_triton).
+            torch.library.triton_op(OP_NAME, _depth_rank_loss_triton, mutates_args=(), schema=schema)
+        _ops.register_depth_op(OP_NAME)
+        _OP = torch.ops.repose.depth_rank_loss_triton.default
+    return _OP

@@ -1,45 +1,49 @@
-"""Backend registry for the rank losses: dispatch is data.
+"""Backend registry of the rank losses: dispatch is data.
 
-A backend computes ``repose::rank_hinge``-style per-series stats for (S, N) depth series
-(see csrc/rank_loss.cpp), except ``reference``, which evaluates the plain PyTorch
-specification. ``backend="auto"`` takes the first available backend of the tensor's device
-type in ``AUTO_ORDER``; the environment variable ``REPOSE_BACKEND`` (read at import)
-replaces "auto". Availability is probed once, at registration, so that the dispatch is plain
-Python that ``torch.compile`` traces without graph breaks.
+Every backend but ``reference`` (the plain PyTorch specification) is an op with the schema of
+``repose::depth_rank_loss`` (csrc/rank_loss.cpp): "cpu" and "cuda" are that op itself, whose C++ library
+registers a kernel per device; "triton" is ``repose::depth_rank_loss_triton``, the same schema. They are
+registered here, explicitly. ``backend="auto"`` takes the first available backend of the tensor's device type
+in ``AUTO_ORDER``; the environment variable ``REPOSE_BACKEND`` (read at import) replaces "auto".
+
+Availability is probed once, at import, without importing Triton; an op is loaded on the first call that
+needs it and kept, so that the dispatch is plain Python that ``torch.compile`` traces without graph breaks.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 
-from . import _cpu, _ops  # noqa: F401  (_cpu registers the CPU algorithm ops)
+from . import _cpu, _ops, _triton  # noqa: F401  (_cpu registers the CPU series ops)
 
 
-@dataclass(frozen=True)
 class Backend:
     """One way to compute the rank losses.
 
-    Attributes:
+    Args:
         name: what users pass as ``backend=``.
         devices: device types it runs on ("cpu", "cuda").
-        available: whether it can run here (probed at registration).
-        fix: what to do when it is not available.
-        op: callable with the ``repose::rank_hinge`` schema, or None for the reference.
-        depth_op: optional callable with the schema of ``repose::depth_rank_loss``: both
-            terms straight from the poses, reduced, in one pass; without one the losses lay
-            the series out in Python and call ``op``.
+        unavailable: why it cannot run here, or None when it can.
+        load: returns the op (``repose::depth_rank_loss``'s schema); None for the reference.
     """
 
-    name: str
-    devices: tuple
-    available: bool
-    fix: str
-    op: Optional[Callable] = None
-    depth_op: Optional[Callable] = None
+    def __init__(self, name: str, devices: tuple, unavailable: Optional[str], load: Optional[Callable] = None):
+        self.name, self.devices, self.unavailable, self._load = name, devices, unavailable, load
+        self._op = None
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable is None
+
+    @property
+    def op(self) -> Optional[Callable]:
+        """The op, loaded on first use; None for the reference."""
+        if self._op is None and self._load is not None:
+            self._op = self._load()
+        return self._op
 
 
 _REGISTRY: dict = {}
@@ -54,9 +58,7 @@ def register_backend(backend: Backend) -> None:
 
 def available_backends(device: Optional[str] = None) -> list:
     """Names of the backends that can run here, optionally for one device type."""
-    return [
-        b.name for b in _REGISTRY.values() if b.available and (device is None or device in b.devices)
-    ]
+    return [b.name for b in _REGISTRY.values() if b.available and (device is None or device in b.devices)]
 
 
 def resolve_backend(name: str, device: torch.device) -> Backend:
@@ -73,7 +75,7 @@ def resolve_backend(name: str, device: torch.device) -> Backend:
         raise ValueError(f"backend must be 'auto' or one of {sorted(_REGISTRY)}; got {name!r}")
     b = _REGISTRY[name]
     if not b.available:
-        raise RuntimeError(f"backend {name!r} is not available here: {b.fix}")
+        raise RuntimeError(f"backend {name!r} is not available here: {b.unavailable}")
     if device.type not in b.devices:
         raise ValueError(
             f"backend {name!r} runs on {'/'.join(b.devices)} tensors; pred is on {device}. "
@@ -82,25 +84,23 @@ def resolve_backend(name: str, device: torch.device) -> Backend:
     return b
 
 
-_BUILD_FIX = "the C++ extension repose_ext._C is not built; run `pip install --no-build-isolation -e .`"
-register_backend(Backend("reference", ("cpu", "cuda"), True, ""))
-register_backend(
-    Backend(
-        "cpu",
-        ("cpu",),
-        _ops.has_kernel(_ops.OP_NAME, "CPU"),
-        f"{_BUILD_FIX} ({_ops.EXTENSION_ERROR})",
-        getattr(torch.ops.repose, "rank_hinge", None) if _ops._C is not None else None,
-        torch.ops.repose.depth_rank_loss.default if _ops._C is not None else None,
-    )
-)
-register_backend(
-    Backend(
-        "cuda",
-        ("cuda",),
-        _ops.has_kernel(_ops.OP_NAME, "CUDA") and torch.cuda.is_available(),
-        "needs a CUDA GPU and repose_ext._C built against a CUDA torch "
-        "(`pip install --no-build-isolation -e .` on the GPU machine, or FORCE_CUDA=1)",
-        getattr(torch.ops.repose, "rank_hinge", None) if _ops._C is not None else None,
-    )
-)
+def _compiled(dispatch_key: str, fix: str) -> Optional[str]:
+    """None when the C++ library has a ``repose::depth_rank_loss`` kernel for ``dispatch_key``, else why not."""
+    if _ops._C is None:
+        return f"the C++ extension repose_ext._C is not built ({_ops.EXTENSION_ERROR}); {fix}"
+    return None if _ops.has_kernel(_ops.DEPTH_OP, dispatch_key) else fix
+
+
+def _depth_op():
+    return torch.ops.repose.depth_rank_loss.default
+
+
+_BUILD = "run `pip install --no-build-isolation -e .`"
+register_backend(Backend("reference", ("cpu", "cuda"), None))
+register_backend(Backend("cpu", ("cpu",), _compiled("CPU", _BUILD), _depth_op))
+_cuda_missing = _compiled("CUDA", "repose_ext._C was built without CUDA kernels: build it against a CUDA torch "
+                                  "(`pip install --no-build-isolation -e .` on the GPU machine, or FORCE_CUDA=1)")
+register_backend(Backend("cuda", ("cuda",), _cuda_missing or (None if torch.cuda.is_available() else "needs a CUDA GPU"),
+                         _depth_op))
+register_backend(Backend("triton", ("cuda", "cpu") if _triton._interpret() else ("cuda",), _triton.unavailable(),
+                         _triton.load_op))

@@ -1,8 +1,8 @@
 """Public API of the RePOSE depth-order losses: functions and nn.Modules.
 
-Each call checks its inputs, lays the depths out as (S, N) series (the J joints of each
-frame for the spatial term, the T frames of each joint for the temporal term), runs the
-chosen backend on them and applies the reduction. The definitions, options and tie rule
+Each call checks its inputs, turns the reduction and the lambdas into per-sample factors and
+calls the chosen backend's op (``repose::depth_rank_loss``'s schema, csrc/rank_loss.cpp): it
+reads the depths straight from the poses and returns the reduced loss and its gradient. The definitions, options and tie rule
 are those of :mod:`repose_ext.reference`, which is the specification.
 """
 
@@ -102,15 +102,6 @@ def _factors(w, dim, window, reduction, shape):
     return 1 / torch.where(den > 0, den, torch.ones_like(den))
 
 
-def _reduce(stats, w, dim, window, reduction, shape):
-    """The reduction of one term from its per-sample stats (B, 2) (hinge sum, active count)."""
-    loss_sample = stats[:, 0]
-    if reduction == "active":
-        return _safe_div(loss_sample.sum(), stats[:, 1].sum())
-    term = loss_sample * _factors(w, dim, window, reduction, shape)
-    return term if reduction == "none" else term.sum()
-
-
 def _one_pass_loss(op, p, g, w, margin, window, reduction, need_grad, lambdas):
     """Both terms from one call of an op with ``repose::depth_rank_loss``'s schema, the
     reduction and the lambdas folded into its per-sample factors (so that backward has
@@ -138,29 +129,13 @@ def _one_pass_loss(op, p, g, w, margin, window, reduction, need_grad, lambdas):
     return per_sample if reduction == "none" else per_sample.sum()
 
 
-def _series_stats(op, p, g, w, margin, window, spatial, temporal, need_grad, need_active):
-    """Both terms' per-sample stats from an op with the ``repose::rank_hinge`` schema on
-    (S, N) series (the backends without a ``depth_op``)."""
-    zp, zg = reference._depth(p), reference._depth(g)
-    out = []
-    for on, dim, win in ((spatial, 2, -1), (temporal, 1, window)):
-        if not on:
-            out.append(None)
-            continue
-        n = zp.shape[dim]
-        ps, gs = (x.movedim(dim, -1).reshape(-1, n).contiguous() for x in (zp, zg))
-        ws = None if w is None else w.movedim(dim, -1).reshape(-1, n).contiguous()
-        stats = op(ps, gs, ws, margin, win, need_grad, need_active)[0]
-        out.append(stats.view(zp.shape[0], zp.shape[3 - dim], 2).sum(dim=1))
-    return out
-
-
 def _rank_loss(pred, gt, weight, margin, window, reduction, backend, lambda_spatial, lambda_temporal):
     """lambda_spatial * spatial + lambda_temporal * temporal; a term with lambda 0 is not computed."""
     _check_inputs(pred, gt, weight, margin, window, reduction)
     be = resolve_backend(backend, pred.device)
-    out_dtype = torch.promote_types(pred.dtype, gt.dtype)
-    compute = torch.promote_types(out_dtype, torch.float32)  # half/bf16 accumulate in fp32
+    # (torch.promote_types is a dispatched op: skip it in the usual case of one dtype)
+    out_dtype = pred.dtype if pred.dtype == gt.dtype else torch.promote_types(pred.dtype, gt.dtype)
+    compute = out_dtype if out_dtype in (torch.float32, torch.float64) else torch.float32  # half/bf16: fp32
     p = pred.to(compute)
     g = gt.detach().to(compute)
     w = None if weight is None else weight.detach().to(compute)
@@ -173,18 +148,9 @@ def _rank_loss(pred, gt, weight, margin, window, reduction, backend, lambda_spat
             (spatial and reference.spatial_depth_rank_loss(p, g, w, margin, reduction),
              temporal and reference.temporal_depth_rank_loss(p, g, w, margin, window, reduction)),
         )
-    elif be.depth_op is not None:  # one op for both terms, reduced
-        loss = _one_pass_loss(be.depth_op, p, g, w, float(margin), window, reduction, need_grad,
+    else:  # one op for both terms, reduced
+        loss = _one_pass_loss(be.op, p, g, w, float(margin), window, reduction, need_grad,
                               (lambda_spatial, lambda_temporal))
-    else:
-        args = (p, g, w, float(margin), -1 if window is None else int(window), spatial, temporal, need_grad,
-                reduction == "active")
-        stats = _series_stats(be.op, *args)
-        loss = _weighted_sum(
-            (lambda_spatial, lambda_temporal),
-            (spatial and _reduce(stats[0], w, 2, None, reduction, pred.shape),
-             temporal and _reduce(stats[1], w, 1, window, reduction, pred.shape)),
-        )
     if loss is None:
         loss = pred.new_zeros((pred.shape[0],) if reduction == "none" else (), dtype=out_dtype)
     return loss.to(out_dtype)
@@ -216,7 +182,7 @@ def depth_rank_loss(
 
     The same value as the sum of :func:`spatial_depth_rank_loss` and
     :func:`temporal_depth_rank_loss` (``window`` applies to the temporal term), computed
-    together: on CPU one op reads the depths from pred once and returns one gradient. A term
+    together: one op reads the depths from pred once and returns one gradient. A term
     with lambda 0 is not computed.
 
     Args:

@@ -28,7 +28,7 @@ TOL = {  # (rtol, atol) against the float64 reference, per input dtype
 def backend(request):
     be = backends._REGISTRY.get(request.param)
     if be is None or not be.available:
-        pytest.fail(f"backend {request.param!r} is not available on this GPU machine: {be.fix if be else 'not registered'}")
+        pytest.fail(f"backend {request.param!r} is not available on this GPU machine: {be.unavailable if be else 'not registered'}")
     return request.param
 
 

@@ -5,14 +5,14 @@
   tests/cuda_stub (a stand-in for the generated ``c10/cuda/impl/cuda_cmake_macros.h`` that
   CPU builds of torch lack). Linking needs a CUDA torch and is left to the GPU check
   (scripts/gpu_check.sh).
-* The Triton kernels compile to a cubin for sm_90 with the block sizes the launcher picks
+* The Triton kernel compiles to a cubin for sm_90 with the tiles the launcher picks
   for the benchmark shapes, in a subprocess without TRITON_INTERPRET (under the interpreter
   ``@triton.jit`` returns functions that cannot be compiled).
 * The CUDA kernels run on the CPU, one std::thread per CUDA thread (tests/cuda_emulation),
   and match repose_ext.reference: this checks their logic (tiling, row ranges, windows,
   reductions) where no GPU runs them. It needs g++ with C++20 and the CUDA headers.
 * torch.compile's analysis of user Triton kernels (which arguments a kernel writes; it
-  clones those) finds exactly the outputs of each kernel. It asks the active Triton driver
+  clones those) finds exactly the outputs of the kernel. It asks the active Triton driver
   for the target, so the subprocess stands in an sm_90 target for the missing GPU.
 
 Skipped, with the reason, only when nvcc or Triton is missing.
@@ -76,35 +76,34 @@ def test_binding_compiles_against_torch_headers(path, tmp_path):
 
 _TRITON_COMPILE = textwrap.dedent(
     """
-    import itertools, sys
+    import itertools
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     from repose_ext import _triton
-    from repose_ext.kernels import rank_hinge as k
+    from repose_ext.kernels.depth_rank import depth_rank_loss_kernel as fn
 
     target = GPUTarget("cuda", 90, 32)
-    kernels = {"short": k._rank_hinge_short_kernel, "rows": k._rank_hinge_rows_kernel, "reduce": k._sum_partials_kernel}
-    scalars = {"S": "i32", "N": "i32", "KB": "i32", "window": "i32",
-               "margin_hi": "fp32", "margin_lo": "fp32", "margin_lo2": "fp32"}
-    # Series lengths of the benchmark shapes: J = 17 joints, T = 243 and 4096 frames.
-    shapes = [(32 * 243, 17), (32 * 17, 243), (17, 4096)]
+    floats = ("margin_hi", "margin_lo", "margin_lo2")
+    pointers = ("pred_ptr", "gt_ptr", "w_ptr", "grad_ptr", "loss_ptr", "active_ptr")
+    # The benchmark shapes: J = 17 joints, T = 243 and 4096 frames; both terms, and each alone.
     done = set()
-    for (s, n), dtype, on in itertools.product(shapes, ("fp32", "fp64"), (True, False)):
-        for name, (grid, blocks, warps) in _triton.plan_launch(s, n).items():
-            fn = kernels[name]
-            consts = dict(blocks)
-            if name != "reduce":
-                consts.update(HAS_WEIGHT=on, NEED_GRAD=on, NEED_ACTIVE=on)
-            key = (name, dtype, tuple(sorted(consts.items())), warps)
-            if key in done:
-                continue
-            done.add(key)
-            sig = {a: "constexpr" if a in consts else scalars.get(a, "*" + dtype) for a in fn.arg_names}
-            out = triton.compile(ASTSource(fn, sig, constexprs=consts), target=target, options={"num_warps": warps})
-            cubin = out.asm["cubin"]
-            assert cubin[:4] == b"\\x7fELF", name
-            print(name, dtype, consts, len(cubin))
+    for (t, j), dtype, on, terms in itertools.product(((243, 17), (4096, 17)), ("fp32", "fp64"), (True, False),
+                                                     ((True, True), (True, False), (False, True))):
+        plan = _triton.plan_launch(t, j, *terms)
+        consts = {k: plan[k] for k in ("SP_S", "SP_K", "SP_L", "TM_K", "TM_L")}
+        consts.update(SPATIAL=terms[0], TEMPORAL=terms[1], HAS_WEIGHT=on, NEED_GRAD=on, NEED_ACTIVE=on)
+        key = (dtype, tuple(sorted(consts.items())))
+        if key in done:
+            continue
+        done.add(key)
+        sig = {a: "constexpr" if a in consts else "*" + dtype if a in pointers else "*fp64" if "scale" in a
+               else "fp32" if a in floats else "i64" for a in fn.arg_names}
+        out = triton.compile(ASTSource(fn, sig, constexprs=consts), target=target,
+                             options={"num_warps": _triton.DEFAULT_CONFIG.warps})
+        cubin = out.asm["cubin"]
+        assert cubin[:4] == b"\\x7fELF"
+        print(dtype, consts, len(cubin))
     print("compiled", len(done))
     """
 )
@@ -136,27 +135,27 @@ _TRITON_WRITES = textwrap.dedent(
 
     driver.set_active(_Sm90())
     from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors
-    from repose_ext.kernels import rank_hinge as k
+    from repose_ext import _triton
+    from repose_ext.kernels.depth_rank import depth_rank_loss_kernel as kernel
 
-    def writes(kernel, **kwargs):
-        accesses = identify_accessed_tensors(kernel, kwargs, {})
-        return sorted(dep.name for dep in accesses.read_writes.writes)
-
-    s, n, kb = 8, 100, 2
-    p, g, w = torch.randn(s, n), torch.randn(s, n), torch.rand(s, n)
-    stats, grad, partial, dummy = torch.empty(s, 2), torch.empty(s, n), torch.empty(s, kb, 2), torch.empty(1)
-    margin = dict(margin_hi=0.1, margin_lo=0.0, margin_lo2=0.0)
+    b, t, j = 2, 30, 17
+    p, g, w = torch.randn(b, t, j, 3), torch.randn(b, t, j, 3), torch.rand(b, t, j)
+    plan = _triton.plan_launch(t, j, True, True)
+    per_sample = plan["n_sp"] + plan["n_tm"]
+    loss, active, grad, dummy = torch.empty(b * per_sample), torch.empty(b * per_sample, 2), torch.zeros_like(p), torch.empty(1)
+    scale = torch.ones(b, dtype=torch.float64)
+    strides = dict(p0=2, p_sb=t * j * 3, p_st=j * 3, p_sj=3, g0=2, g_sb=t * j * 3, g_st=j * 3, g_sj=3,
+                   w_sb=t * j, w_st=j, w_sj=1, d0=2, d_sb=t * j * 3, d_st=j * 3, d_sj=3)
     for need_grad in (True, False):
-        flags = dict(HAS_WEIGHT=True, NEED_GRAD=need_grad, NEED_ACTIVE=True)
-        g_out = grad if need_grad else dummy
-        got = writes(k._rank_hinge_short_kernel, pred_ptr=p[:, :17].contiguous(), gt_ptr=g[:, :17].contiguous(), weight_ptr=w[:, :17].contiguous(),
-                     stats_ptr=stats, grad_ptr=g_out, S=s, N=17, window=17, **margin, **flags, BLOCK_S=2, BLOCK_N=32)
-        assert got == (["grad_ptr", "stats_ptr"] if need_grad else ["stats_ptr"]), got
-        got = writes(k._rank_hinge_rows_kernel, pred_ptr=p, gt_ptr=g, weight_ptr=w, grad_ptr=g_out,
-                     partial_ptr=partial, N=n, KB=kb, window=n, **margin, **flags, BLOCK_K=64, BLOCK_L=32)
-        assert got == (["grad_ptr", "partial_ptr"] if need_grad else ["partial_ptr"]), got
-    got = writes(k._sum_partials_kernel, partial_ptr=partial, stats_ptr=stats, S=s, KB=kb, BLOCK_S=8, BLOCK_B=2)
-    assert got == ["stats_ptr"], got
+        accesses = identify_accessed_tensors(kernel, dict(
+            pred_ptr=p, gt_ptr=g, w_ptr=w, grad_ptr=grad if need_grad else dummy, sscale_ptr=scale,
+            tscale_ptr=scale, loss_ptr=loss, active_ptr=active, T=t, J=j, n_sp=plan["n_sp"], n_tm=plan["n_tm"],
+            sp_kb=plan["sp_kb"], tm_kb=plan["tm_kb"], **strides, window=t, margin_hi=0.1, margin_lo=0.0,
+            margin_lo2=0.0, SPATIAL=True, TEMPORAL=True, HAS_WEIGHT=True, NEED_GRAD=need_grad, NEED_ACTIVE=True,
+            **{k: plan[k] for k in ("SP_S", "SP_K", "SP_L", "TM_K", "TM_L")}), {})
+        got = sorted(dep.name for dep in accesses.read_writes.writes)
+        expected = ["active_ptr", "grad_ptr", "loss_ptr"] if need_grad else ["active_ptr", "loss_ptr"]
+        assert got == expected, got
     print("writes ok")
     """
 )

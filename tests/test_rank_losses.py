@@ -382,10 +382,10 @@ def test_zero_weight_term_is_not_computed(monkeypatch):
 
     def spy(*args):
         calls.append((args[5] is not None, args[6] is not None))  # (spatial, temporal) scales given
-        return cpu.depth_op(*args)
+        return cpu.op(*args)
 
     expected = repose_ext.spatial_depth_rank_loss(pred, gt)
-    monkeypatch.setitem(backends._REGISTRY, "cpu", dataclasses.replace(cpu, depth_op=spy))
+    monkeypatch.setitem(backends._REGISTRY, "cpu", backends.Backend("cpu", cpu.devices, None, lambda: spy))
     module.backend = "cpu"
     torch.testing.assert_close(module(pred, gt), expected)
     assert calls == [(True, False)]
@@ -630,9 +630,11 @@ def test_op_rejects_bad_series():
         op(torch.zeros(3, 4, dtype=torch.half), torch.zeros(3, 4, dtype=torch.half), None, 0.0, -1, False, False)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "cuda", "triton"])
 @pytest.mark.parametrize("shape", [(4, 27, 17, 3), (4, 27, 17)])
-def test_cpu_forward_and_backward_dispatch_few_ops_and_no_copies(shape):
-    # The op contract on CPU: one fused op between a handful of cheap aten ops, no copies of the poses.
+def test_forward_and_backward_dispatch_few_ops_and_no_copies(backend, shape):
+    # The op contract on every backend: one fused op between a handful of cheap aten ops, no copies of the
+    # poses. Triton runs under its interpreter here when there is no GPU (the same Python as on a GPU).
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class Count(TorchDispatchMode):
@@ -644,14 +646,18 @@ def test_cpu_forward_and_backward_dispatch_few_ops_and_no_copies(shape):
             self.ops.append(str(func))
             return func(*args, **(kwargs or {}))
 
-    if "cpu" not in repose_ext.available_backends("cpu"):
-        pytest.skip("the CPU extension is not built")
-    pred = torch.randn(*shape, requires_grad=True)
-    gt = torch.randn(*shape)
+    if backend not in repose_ext.available_backends():
+        pytest.skip(f"backend {backend!r} is not available here: {backends._REGISTRY[backend].unavailable}")
+    device = "cpu" if "cpu" in backends._REGISTRY[backend].devices else "cuda"
+    if backend == "triton" and not torch.cuda.is_available():
+        shape = (2, 5) + shape[2:]  # the interpreter pays per program
+    pred = torch.randn(*shape, device=device, requires_grad=True)
+    gt = torch.randn(*shape, device=device)
     with Count() as count:
-        repose_ext.depth_rank_loss(pred, gt, lambda_spatial=1.0, lambda_temporal=1.0, backend="cpu").backward()
+        repose_ext.depth_rank_loss(pred, gt, lambda_spatial=1.0, lambda_temporal=1.0, backend=backend).backward()
     assert len(count.ops) <= 12, count.ops
-    assert count.ops.count("repose.depth_rank_loss.default") == 1
+    fused = [op for op in count.ops if op.startswith("repose.")]
+    assert fused == [f"repose.depth_rank_loss{'_triton' if backend == 'triton' else ''}.default"], count.ops
     copies = [op for op in count.ops if any(w in op for w in ("copy", "clone", "contiguous", "permute"))]
     assert not copies, copies
 

@@ -3,8 +3,8 @@
 Without a GPU the kernels run on CPU tensors under Triton's interpreter: tests/conftest.py
 sets TRITON_INTERPRET=1 before anything imports the kernels. The interpreter costs about
 2 ms per program, so the shapes are tiny (B <= 2, T <= 32) and a shrunken LaunchConfig
-reaches every code path (several row blocks per series, several column tiles, the partial
-reduction, windows that cut tiles). On a GPU the same tests run the compiled kernels.
+reaches every code path (several row blocks of both terms, several column tiles, windows that
+cut tiles). On a GPU the same tests run the compiled kernels.
 """
 
 import math
@@ -30,12 +30,13 @@ pytestmark = [
     ),
     pytest.mark.skipif(
         "triton" not in repose_ext.available_backends(),
-        reason=f"backend 'triton' unavailable: {_triton.TRITON_ERROR or 'see repose_ext._triton'}",
+        reason=f"backend 'triton' unavailable: {_triton.unavailable()}",
     ),
 ]
 
-# Every loop of the kernels runs more than once with these block sizes at N >= 9.
-TINY = _triton.LaunchConfig(short_max_n=4, short_tile=32, block_k=4, block_l=4, reduce_series=2, reduce_blocks=2)
+# Every loop of the kernel runs more than once with these tiles: J > 4 joints take several row blocks and column
+# tiles of the spatial term, T > 4 frames several of the temporal term.
+TINY = _triton.LaunchConfig(spatial_tile=32, spatial_max_j=4, temporal_k=4, temporal_l=4)
 CONFIGS = {"default": _triton.DEFAULT_CONFIG, "tiny": TINY}
 
 TOL = {  # (rtol, atol) of the public losses against the float64 reference, per input dtype
@@ -46,87 +47,94 @@ TOL = {  # (rtol, atol) of the public losses against the float64 reference, per 
 }
 
 
-def _series(s, n, dtype, ties=True):
-    """Random (S, N) pred/gt/weight; gt on a coarse grid so that ties occur."""
-    pred = torch.randn(s, n, dtype=dtype)
-    gt = torch.randint(-3, 4, (s, n)).to(dtype) if ties else torch.randn(s, n, dtype=dtype)
-    weight = torch.rand(s, n, dtype=dtype)
+def _poses(b, t, j, dtype, ties=True, depth_only=False):
+    """Random pred/gt poses (B, T, J, 3) (or depths) and weights; gt on a coarse grid so that ties occur."""
+    shape = (b, t, j) if depth_only else (b, t, j, 3)
+    pred = torch.randn(*shape, dtype=dtype)
+    gt = torch.randint(-3, 4, shape).to(dtype) if ties else torch.randn(*shape, dtype=dtype)
+    weight = torch.rand(b, t, j, dtype=dtype)
     return pred.to(DEVICE), gt.to(DEVICE), weight.to(DEVICE)
 
 
-def reference_stats(pred, gt, weight, margin, window):
-    """Per-series [hinge sum, active weight] and d(hinge sums)/d pred, from the reference in float64."""
-    s, n = pred.shape
-    win = None if window < 0 else window
+def reference_op(pred, gt, weight, margin, window, spatial, temporal):
+    """What the op returns with factor 1 for the terms that are on: per-sample hinge sums, active weights and
+    d loss.sum() / d pred, from the reference in float64."""
     p = pred.detach().double().requires_grad_(True)
     g = gt.double()
     w = None if weight is None else weight.double()
-
-    def per_series(values, margin_):
-        return torch.stack(
-            [
-                reference.pairwise_rank_hinge(
-                    values[i].view(1, 1, n), g[i].view(1, 1, n), None if w is None else w[i].view(1, 1, n),
-                    margin_, win, "sum",
-                )
-                for i in range(s)
-            ]
-        )  # fmt: skip
-
-    loss = per_series(p, margin)
-    (grad,) = torch.autograd.grad(loss.sum(), p)
+    win = None if window < 0 else window
+    zero = torch.zeros(p.shape[0], dtype=torch.float64)
+    loss = (reference.spatial_depth_rank_loss(p, g, w, margin, "none") * _pairs(w, p, 2, None) if spatial else zero)
+    if temporal:
+        loss = loss + reference.temporal_depth_rank_loss(p, g, w, margin, win, "none") * _pairs(w, p, 1, win)
+    (grad,) = torch.autograd.grad(loss.sum(), p, allow_unused=True)
     # With all predictions equal and margin 1 every active pair costs exactly 1.
-    active = per_series(torch.zeros_like(p), 1.0)
-    return torch.stack([loss.detach(), active], dim=1), grad
+    flat = torch.zeros_like(p)
+    active = torch.stack([
+        reference.spatial_depth_rank_loss(flat, g, w, 1.0, "none") * _pairs(w, p, 2, None) if spatial else zero,
+        reference.temporal_depth_rank_loss(flat, g, w, 1.0, win, "none") * _pairs(w, p, 1, win) if temporal else zero,
+    ], dim=1)
+    return loss.detach(), active, torch.zeros_like(p) if grad is None else grad
 
 
-# (S, N, window, weighted, margin, need_grad, need_active, dtype): each option and kernel path at least once.
+def _pairs(w, p, dim, window):
+    """The reference's "none" denominator of each sample: the (weighted) number of pairs of its series."""
+    w = torch.ones(p.shape[:3], dtype=torch.float64) if w is None else w
+    ws = w.movedim(dim, -1)  # (B, X, N)
+    n = ws.shape[-1]
+    k = torch.arange(n)
+    near = (k[:, None] - k[None, :]).abs() <= (n if window is None else window)
+    den = torch.einsum("bxk,bxl,kl->b", ws, ws, near.double())
+    return torch.where(den > 0, den, torch.ones_like(den))
+
+
+# (B, T, J, depth_only, window, weighted, margin, spatial, temporal, need_grad, need_active, dtype)
 LAUNCH_CASES = [
-    (7, 1, -1, False, 0.0, True, True, torch.float32),  # N = 1: no pairs
-    (5, 2, -1, True, 0.3, True, True, torch.float64),
-    (6, 17, -1, False, 0.0, True, False, torch.float32),  # the spatial default (J = 17)
-    (6, 17, 3, True, 0.25, True, True, torch.float64),
-    (3, 31, 0, True, 0.1, True, True, torch.float32),  # window 0: only the diagonal
-    (3, 32, 40, False, 0.0, False, True, torch.float32),  # window >= N: all pairs
-    (2, 33, -1, True, 0.0, True, True, torch.float32),  # first length of the long-series kernel
-    (1, 70, 9, True, 0.1, True, True, torch.float32),  # two row blocks with the default config
-    (2, 27, 5, True, 0.5, True, False, torch.float64),
-    (3, 19, 2, False, 0.2, False, False, torch.float32),
+    (2, 1, 3, False, -1, False, 0.0, True, True, True, True, torch.float32),  # T = 1: no temporal pairs
+    (2, 6, 5, False, -1, True, 0.3, True, True, True, True, torch.float64),
+    (1, 9, 17, False, -1, False, 0.0, True, False, True, False, torch.float32),  # spatial only, J = 17
+    (2, 11, 3, True, 3, True, 0.25, False, True, True, True, torch.float64),  # temporal only, window, depths
+    (1, 13, 2, False, 0, True, 0.1, True, True, True, True, torch.float32),  # window 0: no temporal pairs
+    (1, 10, 4, False, 40, False, 0.0, True, True, False, True, torch.float32),  # window >= T: all pairs
+    (1, 40, 3, False, 9, True, 0.1, True, True, True, False, torch.float64),  # several frame row blocks
+    (2, 5, 40, True, -1, True, 0.0, True, True, True, True, torch.float32),  # J = 40: joint row blocks
+    (1, 7, 6, False, 2, False, 0.2, True, True, False, False, torch.float32),
 ]
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-@pytest.mark.parametrize("s,n,window,weighted,margin,need_grad,need_active,dtype", LAUNCH_CASES)
-def test_launcher_matches_reference(config, s, n, window, weighted, margin, need_grad, need_active, dtype):
-    if config == "tiny" and s * n > 60:
-        s = max(1, 60 // n)  # the interpreter pays per program: keep the tiny-block runs short
-    pred, gt, weight = _series(s, n, dtype)
+@pytest.mark.parametrize("case", LAUNCH_CASES, ids=str)
+def test_launcher_matches_reference(config, case):
+    b, t, j, depth_only, window, weighted, margin, spatial, temporal, need_grad, need_active, dtype = case
+    pred, gt, weight = _poses(b, t, j, dtype, depth_only=depth_only)
     w = weight if weighted else None
-    stats, grad = _triton.launch_rank_hinge(pred, gt, w, margin, window, need_grad, need_active, CONFIGS[config])
-    expected, expected_grad = reference_stats(pred, gt, w, margin, window)
-    assert stats.shape == (s, 2) and stats.dtype == dtype
+    ones = torch.ones(b, dtype=torch.float64, device=DEVICE)
+    loss, active, grad = _triton.launch_depth_rank_loss(
+        pred, gt, w, margin, window, ones if spatial else None, ones if temporal else None, need_grad, need_active,
+        CONFIGS[config])
+    expected, expected_active, expected_grad = reference_op(pred, gt, w, margin, window, spatial, temporal)
+    assert loss.shape == (b,) and active.shape == (b, 2) and loss.dtype == active.dtype == dtype
     rtol, atol = TOL[dtype]
-    torch.testing.assert_close(stats[:, 0].double().cpu(), expected[:, 0], rtol=rtol, atol=atol)
+    torch.testing.assert_close(loss.double().cpu(), expected, rtol=rtol, atol=atol)
     if need_active:
-        torch.testing.assert_close(stats[:, 1].double().cpu(), expected[:, 1], rtol=rtol, atol=atol)
+        torch.testing.assert_close(active.double().cpu(), expected_active, rtol=rtol, atol=atol)
     else:
-        assert torch.all(stats[:, 1] == 0)
+        assert torch.all(active == 0)
     if need_grad:
-        assert grad.shape == (s, n) and grad.dtype == dtype
+        assert grad.shape == pred.shape and grad.dtype == dtype
         torch.testing.assert_close(grad.double().cpu(), expected_grad, rtol=rtol, atol=atol)
     else:
         assert grad.shape == (0,)
 
 
 def test_tiny_config_takes_every_path():
-    """LAUNCH_CASES reach the short kernel, the rows kernel with one row block, and with several."""
-    assert set(_triton.plan_launch(6, 17)) == {"short"}
-    assert set(_triton.plan_launch(2, 33)) == {"rows"}
-    assert set(_triton.plan_launch(1, 70)) == {"rows", "reduce"}
-    assert set(_triton.plan_launch(3, 19, TINY)) == {"rows", "reduce"}
-    assert set(_triton.plan_launch(5, 2, TINY)) == {"short"}
-    _, blocks, _ = _triton.plan_launch(2, 27, TINY)["rows"]
-    assert blocks["BLOCK_L"] < 27 and blocks["BLOCK_K"] < 27  # several column tiles and row blocks
+    """LAUNCH_CASES reach several row blocks and column tiles of both terms under the tiny tiles."""
+    plan = _triton.plan_launch(40, 3, True, True, TINY)
+    assert plan["tm_kb"] > 1 and plan["TM_L"] < 40 and plan["SP_S"] > 1
+    plan = _triton.plan_launch(5, 40, True, True, TINY)
+    assert plan["sp_kb"] > 1 and plan["SP_L"] < 40
+    default = _triton.plan_launch(243, 17, True, False)
+    assert (default["SP_K"], default["n_tm"]) == (32, 0) and default["SP_S"] * 32 * 32 == 2048
 
 
 @pytest.mark.parametrize("margin", [0.0, 0.1, -0.3, 1 / 3, 1e-9, 12345.678901234567])
@@ -199,58 +207,66 @@ def test_ties_match_reference_exactly():
 
 
 def test_deterministic():
-    pred, gt, weight = _series(2, 20, torch.float32, ties=False)
-    first = _triton.launch_rank_hinge(pred, gt, weight, 0.1, -1, True, True, TINY)
+    pred, gt, weight = _poses(2, 20, 6, torch.float32, ties=False)
+    ones = torch.ones(2, dtype=torch.float64, device=DEVICE)
+    first = _triton.launch_depth_rank_loss(pred, gt, weight, 0.1, -1, ones, ones, True, True, TINY)
     for _ in range(2):
-        again = _triton.launch_rank_hinge(pred, gt, weight, 0.1, -1, True, True, TINY)
-        assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+        again = _triton.launch_depth_rank_loss(pred, gt, weight, 0.1, -1, ones, ones, True, True, TINY)
+        assert all(torch.equal(x, y) for x, y in zip(again, first))
 
 
-def test_nan_prediction_propagates():
-    pred, gt, _ = _series(3, 17, torch.float32)
-    pred[1, 4] = math.nan
-    long_pred, long_gt, _ = _series(2, 40, torch.float32)
-    long_pred[0, 30] = math.nan
-    for p, g in ((pred, gt), (long_pred, long_gt)):
-        stats, grad = _triton.launch_rank_hinge(p, g, None, 0.0, 2, True, False)
-        bad = torch.isnan(p).any(dim=1)
-        assert torch.isnan(stats[:, 0]).eq(bad).all()
+def test_nan_prediction_gives_the_reference_loss_and_gradient():
+    for b, t, j, at in ((3, 4, 17, (1, 2, 4)), (2, 40, 3, (0, 30, 1))):
+        pred, gt, _ = _poses(b, t, j, torch.float64)
+        pred[at + (2,)] = math.nan
+        ones = torch.ones(b, dtype=torch.float64, device=DEVICE)
+        loss, _, grad = _triton.launch_depth_rank_loss(pred, gt, None, 0.0, 2, ones, ones, True, False, TINY)
+        expected, _, expected_grad = reference_op(pred, gt, None, 0.0, 2, True, True)
+        assert torch.isnan(loss.cpu()).equal(torch.isnan(expected))
         # the reference's gradient at NaN (its relu passes the gradient unless the difference is <= 0)
-        _, expected_grad = reference_stats(p, g, None, 0.0, 2)
-        torch.testing.assert_close(grad.double().cpu(), expected_grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grad.cpu(), expected_grad)
 
 
 def test_empty_inputs():
-    for s, n in ((0, 5), (3, 0)):
-        pred = torch.zeros(s, n, device=DEVICE)
-        stats, grad = _triton.launch_rank_hinge(pred, pred, None, 0.0, -1, True, True)
-        assert stats.shape == (s, 2) and torch.all(stats == 0) and grad.shape == (s, n)
+    for b, t, j in ((0, 5, 3), (2, 0, 3), (2, 4, 0)):
+        pred = torch.zeros(b, t, j, 3, device=DEVICE)
+        ones = torch.ones(b, dtype=torch.float64, device=DEVICE)
+        loss, active, grad = _triton.launch_depth_rank_loss(pred, pred, None, 0.0, -1, ones, ones, True, True)
+        assert loss.shape == (b,) and torch.all(loss == 0) and torch.all(active == 0) and grad.shape == pred.shape
+
+
+def test_op_has_the_schema_of_the_cpu_op():
+    op = _triton.load_op()
+    mine, cpu = str(op._schema), str(torch.ops.repose.depth_rank_loss.default._schema)
+    assert mine.replace("depth_rank_loss_triton", "depth_rank_loss") == cpu
 
 
 def test_op_checks_its_arguments():
-    op = torch.ops.repose.rank_hinge_triton
-    p, g, _ = _series(2, 5, torch.float32)
+    op = _triton.load_op()
+    p, g, _ = _poses(2, 5, 3, torch.float32)
+    ones = torch.ones(2, dtype=torch.float64, device=DEVICE)
     with pytest.raises(TypeError, match="pred must be float32 or float64; got torch.float16"):
-        op(p.half(), g.half(), None, 0.0, -1, False, False)
-    with pytest.raises(ValueError, match=r"gt must have the shape of pred \(2, 5\); got \(2, 4\)"):
-        op(p, g[:, :4].contiguous(), None, 0.0, -1, False, False)
-    with pytest.raises(ValueError, match="weight must be contiguous"):
-        op(p, g, torch.rand(5, 2, device=DEVICE).t(), 0.0, -1, False, False)
-    with pytest.raises(TypeError, match="gt must have dtype torch.float32 like pred; got torch.float64"):
-        op(p, g.double(), None, 0.0, -1, False, False)
-    with pytest.raises(ValueError, match=r"pred must have shape \(S, N\); got \(10,\)"):
-        op(p.view(-1), g.view(-1), None, 0.0, -1, False, False)
+        op(p.half(), g.half(), None, 0.0, -1, ones, None, False, False)
+    with pytest.raises(ValueError, match=r"gt must be \(2, 5, 3, 3\) torch.float32 .* got \(2, 4, 3, 3\)"):
+        op(p, g[:, :4], None, 0.0, -1, ones, None, False, False)
+    with pytest.raises(ValueError, match=r"gt must be .* got \(2, 5, 3, 3\) torch.float64"):
+        op(p, g.double(), None, 0.0, -1, ones, None, False, False)
+    with pytest.raises(ValueError, match=r"pred must have shape \(B, T, J, 3\) or \(B, T, J\); got \(30,\)"):
+        op(p.reshape(-1)[:30], g.reshape(-1)[:30], None, 0.0, -1, ones, None, False, False)
+    with pytest.raises(ValueError, match=r"temporal_scale must be \(2,\) float64"):
+        op(p, g, None, 0.0, -1, None, ones.float(), False, False)
     with pytest.raises(ValueError, match="window must be -1 .* got -2"):
-        op(p, g, None, 0.0, -2, False, False)
+        op(p, g, None, 0.0, -2, None, ones, False, False)
 
 
 def test_opcheck():
-    """Schema, fake impl, autograd registration and AOT dispatch of repose::rank_hinge_triton."""
-    p, g, w = _series(3, 6, torch.float64)
-    op = torch.ops.repose.rank_hinge_triton.default
-    torch.library.opcheck(op, (p.requires_grad_(True), g, w, 0.1, 2, True, True))
+    """Schema, fake impl, autograd registration and AOT dispatch of repose::depth_rank_loss_triton."""
+    p, g, w = _poses(2, 5, 4, torch.float64)
+    f = torch.tensor([0.5, 2.0], dtype=torch.float64, device=DEVICE)
+    op = _triton.load_op()
+    torch.library.opcheck(op, (p.requires_grad_(True), g, w, 0.1, 2, f, f, True, True))
     # need_grad=False promises that no backward follows: pred does not require grad.
-    torch.library.opcheck(op, (p.detach(), g, None, 0.0, -1, False, False))
+    torch.library.opcheck(op, (p.detach(), g, None, 0.0, -1, None, f, False, False))
 
 
 def test_compile_fullgraph():
@@ -285,7 +301,7 @@ def test_import_without_triton():
         "import sys; sys.modules['triton'] = None\n"
         "import torch, repose_ext\n"
         "b = repose_ext.backends._REGISTRY['triton']\n"
-        "assert not b.available and 'pip install triton' in b.fix, b\n"
+        "assert not b.available and 'pip install triton' in b.unavailable, b\n"
         "try:\n"
         "    repose_ext.spatial_depth_rank_loss(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), backend='triton')\n"
         "except RuntimeError as exc:\n"
