@@ -54,8 +54,8 @@ def _compile(args, tmp_path):
 
 
 def test_cuda_sources_exist():
-    assert [os.path.basename(f) for f in CU_FILES] == ["rank_hinge_kernel.cu"]
-    assert [os.path.basename(f) for f in BINDING_FILES] == ["rank_hinge_cuda.cpp"]
+    assert [os.path.basename(f) for f in CU_FILES] == ["depth_rank_kernel.cu"]
+    assert [os.path.basename(f) for f in BINDING_FILES] == ["depth_rank_cuda.cpp"]
 
 
 @needs_nvcc
@@ -184,97 +184,89 @@ EMULATION = os.path.join(ROOT, "tests", "cuda_emulation")
 
 @pytest.fixture(scope="module")
 def emulated_cuda(tmp_path_factory):
-    """Path of the CPU-emulation binary of csrc/cuda/rank_hinge_kernel.cu."""
+    """Path of the CPU-emulation binary of the CUDA kernel (csrc/cuda/depth_rank_device.cuh, unchanged)."""
     if GXX is None or CUDA_INCLUDE is None:
         pytest.skip("needs g++ and the CUDA headers (cuda_runtime_api.h) to emulate the CUDA kernels")
-    tmp = tmp_path_factory.mktemp("cuda_emulation")
-    with open(os.path.join(ROOT, "csrc", "cuda", "rank_hinge_kernel.cu")) as f:
-        source = f.read()
-    begin, end = source.index("// BEGIN LAUNCHES"), source.index("// END LAUNCHES")
-    with open(os.path.join(EMULATION, "launches.inc")) as f:
-        launches = f.read()
-    (tmp / "kernel_under_test.inc").write_text(source[:begin] + launches + source[end:])
-    binary = tmp / "emulate"
-    cmd = [GXX, "-std=c++20", "-O1", "-pthread", f"-I{tmp}", f"-I{os.path.join(ROOT, 'csrc', 'cuda')}",
-           f"-I{CUDA_INCLUDE}", os.path.join(EMULATION, "emulate.cpp"), "-o", str(binary)]  # fmt: skip
+    binary = tmp_path_factory.mktemp("cuda_emulation") / "emulate"
+    cmd = [GXX, "-std=c++20", "-O1", "-pthread", f"-I{os.path.join(ROOT, 'csrc', 'cuda')}", f"-I{CUDA_INCLUDE}",
+           os.path.join(EMULATION, "emulate.cpp"), "-o", str(binary)]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, f"g++ failed:\n{result.stderr[-4000:]}"
     return str(binary)
 
 
-def _emulate(binary, pred, gt, weight, margin, window, need_grad, need_active):
-    s, n = pred.shape
+def _emulate(binary, pred, gt, weight, margin, window, spatial, temporal, need_grad, poses):
+    b, t, j = pred.shape
     kind = "f" if pred.dtype == torch.float32 else "d"
     values = [pred, gt] + ([weight] if weight is not None else [])
-    stdin = "\n".join(" ".join(repr(float(x)) for x in t.flatten().tolist()) for t in values)
-    args = [binary, kind, str(s), str(n), str(window), repr(float(margin)), str(int(weight is not None)),
-            str(int(need_grad)), str(int(need_active))]  # fmt: skip
-    result = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=120)
+    stdin = "\n".join(" ".join(repr(float(x)) for x in v.flatten().tolist()) for v in values)
+    args = [binary, kind, str(b), str(t), str(j), str(int(poses)), str(window), repr(float(margin)),
+            str(int(weight is not None)), str(int(spatial)), str(int(temporal)), str(int(need_grad))]  # fmt: skip
+    result = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("\n")
     assert lines[0] == "status 0", lines[0]
-    stats = torch.tensor([[float(v) for v in line.split()] for line in lines[1 : 1 + s]], dtype=torch.float64)
+    sums = torch.tensor([[float(v) for v in line.split()] for line in lines[1 : 1 + b]], dtype=torch.float64)
     grad = None
     if need_grad:
-        grad = torch.tensor([float(v) for v in lines[1 + s : 1 + s + s * n]], dtype=torch.float64).view(s, n)
-    return stats.view(s, 2), grad
+        grad = torch.tensor([float(v) for v in lines[1 + b : 1 + b + b * t * j]], dtype=torch.float64).view(b, t, j)
+    return sums.view(b, 3), grad
 
 
-def _reference_stats(pred, gt, weight, margin, window):
-    """Per-series [hinge sum, active weight] and d(hinge sums)/d pred from repose_ext.reference, in float64."""
-    from repose_ext import reference
-
-    s, n = pred.shape
-    win = None if window < 0 else window
-    p = pred.double().requires_grad_(True)
-    g, w = gt.double(), None if weight is None else weight.double()
-
-    def per_series(values, margin_):
-        rows = []
-        for i in range(s):
-            wi = None if w is None else w[i].view(1, 1, n)
-            rows.append(reference.pairwise_rank_hinge(values[i].view(1, 1, n), g[i].view(1, 1, n), wi, margin_, win, "sum"))
-        return torch.stack(rows)
-
-    loss = per_series(p, margin)
-    (grad,) = torch.autograd.grad(loss.sum(), p)
-    active = per_series(torch.zeros_like(p), 1.0)  # every active pair costs exactly 1
-    return torch.stack([loss.detach(), active], dim=1), grad
-
-
-# (S, N, window, weighted, margin, need_grad, need_active, dtype): short series packed into one
-# block, several blocks, long series over several shared-memory tiles, windows, N = 1.
+# (B, T, J, window, weighted, margin, spatial, temporal, need_grad, poses, dtype): one tile and several,
+# windows that cut the tile band, one term at a time, T = 1 and J = 1, J over one tile.
 EMULATED_CASES = [
-    (6, 17, -1, False, 0.0, True, False, "float32"),
-    (40, 17, 3, True, 0.1, True, True, "float64"),
-    (7, 1, -1, True, 0.3, True, True, "float32"),
-    (300, 2, 0, True, 0.2, False, True, "float64"),
-    (3, 700, -1, True, 0.0, True, True, "float32"),
-    (2, 600, 70, False, 0.25, True, False, "float64"),
-    (9, 61, 200, True, 0.05, False, False, "float32"),
+    (2, 9, 17, -1, False, 0.0, True, True, True, True, "float32"),
+    (1, 70, 5, 3, True, 0.1, True, True, True, False, "float64"),
+    (2, 40, 3, -1, True, 0.3, False, True, True, True, "float32"),
+    (1, 100, 2, 40, False, 0.25, True, True, True, False, "float64"),
+    (3, 1, 4, -1, True, 0.2, True, True, True, True, "float64"),
+    (2, 5, 1, 0, True, 0.05, True, True, False, False, "float32"),
+    (1, 3, 45, -1, True, 0.0, True, False, True, True, "float64"),
 ]
 
 
-@pytest.mark.parametrize("s,n,window,weighted,margin,need_grad,need_active,dtype", EMULATED_CASES)
-def test_cuda_kernels_emulated_on_cpu_match_reference(emulated_cuda, s, n, window, weighted, margin, need_grad,
-                                                      need_active, dtype):
+@pytest.mark.parametrize("case", EMULATED_CASES, ids=str)
+def test_cuda_kernel_emulated_on_cpu_matches_reference(emulated_cuda, case):
+    from op_reference import depth_op_reference
+
+    b, t, j, window, weighted, margin, spatial, temporal, need_grad, poses, dtype = case
     dtype = getattr(torch, dtype)
-    gen = torch.Generator().manual_seed(s * 1000 + n)
-    pred = torch.randn(s, n, generator=gen, dtype=dtype)
-    gt = torch.randint(-3, 4, (s, n), generator=gen).to(dtype)  # ties
-    weight = torch.rand(s, n, generator=gen, dtype=dtype) if weighted else None
-    stats, grad = _emulate(emulated_cuda, pred, gt, weight, margin, window, need_grad, need_active)
-    expected, expected_grad = _reference_stats(pred, gt, weight, margin, window)
+    gen = torch.Generator().manual_seed(b * 1000 + t * 10 + j)
+    pred = torch.randn(b, t, j, generator=gen, dtype=dtype)
+    gt = torch.randint(-3, 4, (b, t, j), generator=gen).to(dtype)  # ties
+    weight = torch.rand(b, t, j, generator=gen, dtype=dtype) if weighted else None
+    sums, grad = _emulate(emulated_cuda, pred, gt, weight, margin, window, spatial, temporal, need_grad, poses)
+    scale = 1.0 + torch.arange(b, dtype=torch.float64)  # the emulator's factors
+    expected, expected_active, expected_grad = depth_op_reference(
+        pred, gt, weight, margin, window, scale if spatial else None, scale if temporal else None)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(stats[:, 0], expected[:, 0], **tol)
-    if need_active:
-        torch.testing.assert_close(stats[:, 1], expected[:, 1], **tol)
-    else:
-        assert torch.all(stats[:, 1] == 0)
+    torch.testing.assert_close(sums[:, 0], expected, **tol)
+    torch.testing.assert_close(sums[:, 1:], expected_active, **tol)
     if need_grad:
         torch.testing.assert_close(grad, expected_grad, **tol)
 
 
-def test_cuda_kernels_emulated_empty_series(emulated_cuda):
-    stats, _ = _emulate(emulated_cuda, torch.zeros(3, 0), torch.zeros(3, 0), None, 0.0, -1, False, False)
-    assert torch.equal(stats, torch.zeros(3, 2, dtype=torch.float64))
+def test_cuda_kernel_emulated_nan_prediction(emulated_cuda):
+    from op_reference import depth_op_reference
+
+    pred = torch.randn(1, 40, 3, dtype=torch.float64)
+    gt = torch.randn(1, 40, 3, dtype=torch.float64)
+    pred[0, 33, 1] = float("nan")
+    sums, grad = _emulate(emulated_cuda, pred, gt, None, 0.0, 5, True, True, True, False)
+    one = torch.ones(1, dtype=torch.float64)
+    expected, _, expected_grad = depth_op_reference(pred, gt, None, 0.0, 5, one, one)
+    assert torch.isnan(sums[0, 0]) and torch.isnan(expected[0])
+    torch.testing.assert_close(grad, expected_grad)
+
+
+def test_cuda_tiles_cover_each_pair_once():
+    """The tile plan (csrc/cuda/depth_rank_kernel.cuh, term_tiles) written out: upper-triangle tiles within the
+    band of the window. Checked by the emulation above; here the count for the benchmark shapes."""
+    def tiles(n, window):
+        nt = -(-n // 32)
+        band = min(nt - 1, -(-(n if window < 0 else min(window, n)) // 32))
+        return sum(nt - o for o in range(band + 1))
+
+    assert tiles(17, -1) == 1 and tiles(243, -1) == 36 and tiles(4096, -1) == 128 * 129 // 2
+    assert tiles(243, 10) == 8 + 7

@@ -499,10 +499,10 @@ def test_depth_op_per_sample_factors():
     torch.testing.assert_close(active, expected_active, **TOL[torch.float64])
 
 
-def test_one_pass_gradient_is_handed_over_safely():
-    """backward hands over the saved gradient itself when every upstream gradient is 1: with
-    retain_graph each call must still add exactly one gradient, and the returned tensor of an
-    earlier step must not change."""
+def test_one_pass_gradient_accumulates_like_any_gradient():
+    """backward weighs the gradient the op saved: with retain_graph each call adds exactly one
+    gradient, the returned tensor of an earlier step does not change, and upstream gradients other
+    than 1 scale it."""
     pred, gt = make(2, 9, 17)
     p = pred.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(repose_ext.depth_rank_loss(p, gt, backend="reference"), p)

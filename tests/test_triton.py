@@ -19,6 +19,7 @@ pytest.importorskip("triton", reason="Triton is not installed (pip install trito
 
 import repose_ext  # noqa: E402
 from repose_ext import _triton, reference  # noqa: E402
+from op_reference import depth_op_reference  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if HAS_CUDA else "cpu"
@@ -57,35 +58,8 @@ def _poses(b, t, j, dtype, ties=True, depth_only=False):
 
 
 def reference_op(pred, gt, weight, margin, window, spatial, temporal):
-    """What the op returns with factor 1 for the terms that are on: per-sample hinge sums, active weights and
-    d loss.sum() / d pred, from the reference in float64."""
-    p = pred.detach().double().requires_grad_(True)
-    g = gt.double()
-    w = None if weight is None else weight.double()
-    win = None if window < 0 else window
-    zero = torch.zeros(p.shape[0], dtype=torch.float64)
-    loss = (reference.spatial_depth_rank_loss(p, g, w, margin, "none") * _pairs(w, p, 2, None) if spatial else zero)
-    if temporal:
-        loss = loss + reference.temporal_depth_rank_loss(p, g, w, margin, win, "none") * _pairs(w, p, 1, win)
-    (grad,) = torch.autograd.grad(loss.sum(), p, allow_unused=True)
-    # With all predictions equal and margin 1 every active pair costs exactly 1.
-    flat = torch.zeros_like(p)
-    active = torch.stack([
-        reference.spatial_depth_rank_loss(flat, g, w, 1.0, "none") * _pairs(w, p, 2, None) if spatial else zero,
-        reference.temporal_depth_rank_loss(flat, g, w, 1.0, win, "none") * _pairs(w, p, 1, win) if temporal else zero,
-    ], dim=1)
-    return loss.detach(), active, torch.zeros_like(p) if grad is None else grad
-
-
-def _pairs(w, p, dim, window):
-    """The reference's "none" denominator of each sample: the (weighted) number of pairs of its series."""
-    w = torch.ones(p.shape[:3], dtype=torch.float64) if w is None else w
-    ws = w.movedim(dim, -1)  # (B, X, N)
-    n = ws.shape[-1]
-    k = torch.arange(n)
-    near = (k[:, None] - k[None, :]).abs() <= (n if window is None else window)
-    den = torch.einsum("bxk,bxl,kl->b", ws, ws, near.double())
-    return torch.where(den > 0, den, torch.ones_like(den))
+    ones = torch.ones(pred.shape[0], dtype=torch.float64)
+    return depth_op_reference(pred, gt, weight, margin, window, ones if spatial else None, ones if temporal else None)
 
 
 # (B, T, J, depth_only, window, weighted, margin, spatial, temporal, need_grad, need_active, dtype)
