@@ -12,18 +12,15 @@ first checked against the float64 reference at a small shape. For scale, the row
 DSTformer on the same (B, T, J) input (T <= 243). A provider that fails (out
 of memory, compile error) gets its error in the table and the run goes on.
 
-Writes ``bench_gpu.csv`` (one row per measurement, keyed by op, provider, shape, device and
-versions) and ``bench_gpu.md`` to --out (default: $OUT, else benchmarks/results), rewritten
-after every measurement so that a run cut short keeps what it measured.
+Writes ``bench_gpu.csv`` (one row per measurement, in the schema of every benchmark: results.py) and
+``bench_gpu.md`` to --out (default: $OUT, else benchmarks/results), rewritten after every measurement so that a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -31,15 +28,12 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from providers import PROVIDERS, backend_loss, make_inputs  # noqa: E402
+import results  # noqa: E402
 
 import repose_ext  # noqa: E402
 
 DEFAULT_SHAPES = ["32,243,17", "128,243,17", "4,1024,17", "1,4096,17"]
 OP = "spatial+temporal fwd+bwd"
-FIELDS = [
-    "op", "provider", "B", "T", "J", "dtype", "median_ms", "p20_ms", "p80_ms", "reps", "peak_extra_mb",
-    "loss", "status", "device", "torch", "triton", "cuda", "commit",
-]  # fmt: skip
 
 
 _MODEL = None
@@ -77,18 +71,12 @@ def _versions():
         triton_version = triton.__version__
     except ImportError:
         triton_version = "-"
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=os.path.dirname(__file__)
-        ).stdout.strip()
-    except OSError:
-        commit = ""
     return {
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "triton": triton_version,
         "cuda": torch.version.cuda or "-",
-        "commit": commit or "-",
+        "commit": results.commit(),
     }
 
 
@@ -151,10 +139,12 @@ def _quantile(sorted_values, q):
 
 
 def write_outputs(rows, out_dir, versions):
-    with open(os.path.join(out_dir, "bench_gpu.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    results.write_csv(os.path.join(out_dir, "bench_gpu.csv"), [
+        results.row(__file__, r["op"], (r["B"], r["T"], r["J"]), r["provider"], r.get("median_ms"), r.get("peak_extra_mb"),
+                    note=f"status={r['status']}" + (f"; p20={r['p20_ms']:.4f}; p80={r['p80_ms']:.4f}; reps={r['reps']}; "
+                                                    f"loss={r['loss']}" if r["status"] == "ok" else ""),
+                    device="cuda")
+        for r in rows])
     lines = [
         f"# Rank losses on {versions['device']}: forward+backward of spatial + temporal loss (float32)",
         "",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import os
 import statistics
 import time
@@ -27,7 +26,8 @@ import torch
 import repose_ext
 from repose_ext import _cpu, reference
 
-from provenance import commit, cpu_model
+import results
+from results import commit, cpu_model
 
 J = 17
 BATCH_CASE = (32, 243, 17)
@@ -93,10 +93,10 @@ def run_once(provider, pred, gt):
     return time.perf_counter() - t0, loss.detach(), pred.grad.detach().clone()
 
 
-def check(results):
+def check(outputs):
     """The providers' losses and gradients agree (fp32: the fused paths to 1e-5, authors' to 1e-4)."""
-    base_loss, base_grad = results["dense"]
-    for name, (loss, grad) in results.items():
+    base_loss, base_grad = outputs["dense"]
+    for name, (loss, grad) in outputs.items():
         # Random inputs have no exact prediction ties, where the authors' maximum would differ.
         tol = dict(rtol=1e-4, atol=1e-6) if name == "authors" else dict(rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(loss, base_loss, **tol, msg=lambda m: f"{name} vs dense loss: {m}")
@@ -106,12 +106,12 @@ def check(results):
 def measure(shape, providers, budget_s):
     """Median forward+backward seconds per provider, timed round-robin after a checked warm-up."""
     pred, gt = make_inputs(*shape)
-    first, results = {}, {}
+    first, outputs = {}, {}
     for p in providers:
         dt, loss, grad = run_once(p, pred, gt)
         first[p] = dt
-        results[p] = (loss, grad)
-    check(results)
+        outputs[p] = (loss, grad)
+    check(outputs)
     reps = {p: max(1, min(30, int(budget_s / max(first[p], 1e-6)))) for p in providers}
     times = {p: [] for p in providers}
     while any(len(times[p]) < reps[p] for p in providers):
@@ -190,12 +190,8 @@ def write_outputs(out, rows, cross, header):
                          f"{r['weighted']['dense'] / r['weighted']['sorted']:.2f} |")
     with open(out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
-    with open(out + ".csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["shape", "provider", "median_ms", "n", "machine", "commit"])
-        for shape, res in rows:
-            for p, (sec, n) in res.items():
-                w.writerow([shape, p, f"{sec * 1e3:.4f}", n, machine(), commit()])
+    results.write_csv(out + ".csv", [results.row(__file__, "spatial+temporal fwd+bwd", shape, p, sec * 1e3, note=f"n={n}")
+                             for shape, res in rows for p, (sec, n) in res.items()])
     try:
         import matplotlib
 

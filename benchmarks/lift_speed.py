@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -21,7 +22,8 @@ import torch
 
 from repose_ext.lifter import Lifter
 
-from provenance import commit, cpu_model
+import results
+from results import commit, cpu_model
 
 
 def write_clip(path: str, frames: int) -> None:
@@ -45,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=18000)
     ap.add_argument("--checkpoint", default=None, help="default: the bundled model")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--csv", help="also write the times to this CSV file (benchmarks/results.py schema)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,11 +58,17 @@ def main(argv=None) -> int:
         lifter.lift(short, fps=30, width=1920, height=1080)
         print(f"# lifting {args.frames} frames at 30 fps, 2 persons per frame; {cpu_model()}, {args.threads} "
               f"threads, torch {torch.__version__}, commit {commit()}")
+        seconds = []
         for run in range(2):
             start = time.perf_counter()
             result = lifter.lift(src, fps=30, width=1920, height=1080)
             result.save(os.path.join(tmp, "out.npz"))
-            print(f"run {run + 1}: {time.perf_counter() - start:.1f} s ({len(result.frame)} poses)")
+            seconds.append(time.perf_counter() - start)
+            print(f"run {run + 1}: {seconds[-1]:.1f} s ({len(result.frame)} poses)")
+    if args.csv:
+        results.write_csv(args.csv, [results.row(__file__, "lift a COCO JSON file, save npz", (args.frames, 2, 17),
+                                                 "cpu", 1e3 * statistics.median(seconds),
+                                                 note=f"runs={','.join(f'{s:.2f}' for s in seconds)} s")])
     return 0
 
 

@@ -11,7 +11,6 @@ the inputs and one warm-up pass exist. Every provider is checked against the ref
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
 import os
@@ -23,7 +22,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from provenance import commit, cpu_model  # noqa: E402
+import results
+from results import commit, cpu_model  # noqa: E402
 from providers import PROVIDERS, check, make_inputs, step  # noqa: E402
 
 DEFAULT_SHAPES = ["8,243,17", "32,243,17", "4,1024,17", "1,4096,17"]
@@ -124,13 +124,9 @@ def main():
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
             f.write(table + "\n")
-        with open(os.path.splitext(args.out)[0] + ".csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["shape", "provider", "median_ms", "extra_peak_mb", "n", "machine", "commit"])
-            for row in rows:
-                for p in args.providers:
-                    if row[p] is not None:
-                        w.writerow([row["shape"], p, f"{row[p][0]:.4f}", f"{row[p][1]:.1f}", row[p][2], machine(), commit()])
+        results.write_csv(os.path.splitext(args.out)[0] + ".csv", [
+            results.row(__file__, "spatial+temporal fwd+bwd", r["shape"], p, r[p][0], r[p][1], note=f"n={r[p][2]}")
+            for r in rows for p in args.providers if r[p] is not None])
 
 
 if __name__ == "__main__":

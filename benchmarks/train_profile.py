@@ -37,7 +37,8 @@ from repose_ext.evaluation import evaluate
 from repose_ext.training.objective import PoseObjective
 from repose_ext.training.trainer import prepare_target
 
-from provenance import commit, cpu_model
+import results
+from results import commit, cpu_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHASES = ("data", "forward", "loss", "backward", "optimiser")
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=os.path.join(REPO, "configs", "default.yaml"))
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--csv", help="also write the medians to this CSV file (benchmarks/results.py schema)")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -123,11 +125,17 @@ def main(argv=None) -> int:
     print(f"# {config['name']}: model {config['model']}, batch {t['batch_size']} x {data['n_frames']} frames, "
           f"{args.threads} thread(s); {cpu_model()}, torch {torch.__version__}, commit {commit()}")
     print(f"| variant | {' | '.join(PHASES)} | step (ms) | steps/s |")
+    rows = []
     print("|---|" + "---|" * (len(PHASES) + 2))
     for name, (_, _, _, times) in variants.items():
         medians = [statistics.median(times[p]) for p in PHASES]
         total = statistics.median([sum(v) for v in zip(*(times[p] for p in PHASES))])
         print(f"| {name} | " + " | ".join(f"{m:.1f}" for m in medians) + f" | {total:.1f} | {1e3 / total:.2f} |")
+        shape = (t["batch_size"], data["n_frames"], 17)
+        rows += [results.row(__file__, f"train step: {phase}", shape, name, m) for phase, m in zip(PHASES, medians)]
+        rows.append(results.row(__file__, "train step", shape, name, total, note=f"steps/s={1e3 / total:.2f}"))
+    if args.csv:
+        results.write_csv(args.csv, rows)
 
     bundle = build_datasets(config, need_train=False)
     loader = torch.utils.data.DataLoader(bundle.test, batch_size=config["eval"]["batch_size"], shuffle=False)

@@ -2,7 +2,7 @@
 
     python benchmarks/train_step.py                      # "repose" preset, B=2, T=243, CPU
     python benchmarks/train_step.py --preset small --batch 32 --frames 27 --repeats 10
-    python benchmarks/train_step.py --device cuda --json out.json
+    python benchmarks/train_step.py --device cuda --csv out.csv
 
 A step is what the trainer does per batch: forward, the objective (MPJPE + 0.5 N-MPJPE + 20 velocity, plus
 spatial + temporal rank terms with weight 1 unless off), backward, AdamW step. Variants are timed round-robin
@@ -15,7 +15,6 @@ Every fused rank loss is checked against the reference before timing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,7 +26,8 @@ import repose_ext
 from repose_ext.models import build_model
 from repose_ext.training.objective import PoseObjective, resolve_rank_backend
 
-from provenance import commit, cpu_model
+import results
+from results import commit, cpu_model
 
 
 def machine() -> str:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds after one warm-up round")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fused", default="fused", help="backend of the fused variant (fused = best for device)")
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--csv", help="also write the medians to this CSV file (benchmarks/results.py schema)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -128,11 +128,11 @@ def main(argv=None) -> int:
           f"reference {ref_share:.2f}%")
     print(f"step time vs rank off: fused {fused_step / med['step: rank off']:.3f}x, "
           f"reference {ref_step / med['step: rank off']:.3f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "commit": commit(), "preset": args.preset, "batch": args.batch,
-                       "frames": args.frames, "device": str(device), "times_ms": times, "median_ms": med}, f,
-                      indent=2)
+    if args.csv:
+        results.write_csv(args.csv, [
+            results.row(__file__, name, (args.batch, args.frames, 17), args.preset, med[name],
+                        note=f"min={min(v):.2f}; max={max(v):.2f}; rounds={len(v)}", device=args.device)
+            for name, v in times.items()])
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from . import reference
+from . import _ops, reference
 from .backends import resolve_backend
 from .reference import REDUCTIONS
 from ._shapes import shape_str as _shape
@@ -114,7 +114,7 @@ def _one_pass_loss(op, p, g, w, margin, window, reduction, need_grad, lambdas):
             if lam != 0:
                 scales = [None, None]
                 scales[col] = p.new_ones(b, dtype=torch.float64)
-                per_sample, active, _ = op(p, g, w, margin, win, *scales, need_grad, True)
+                per_sample, active, _ = _ops.call_depth_op(op, p, g, w, margin, win, *scales, need_grad, True)
                 terms[col] = _safe_div(per_sample.sum(), active[:, col].sum())
         return _weighted_sum(lambdas, terms)
     scales = [None, None]
@@ -125,7 +125,7 @@ def _one_pass_loss(op, p, g, w, margin, window, reduction, need_grad, lambdas):
             scales[col] = f if lam == 1 else lam * f
     if scales[0] is None and scales[1] is None:
         return None
-    per_sample = op(p, g, w, margin, win, *scales, need_grad, False)[0]
+    per_sample = _ops.call_depth_op(op, p, g, w, margin, win, *scales, need_grad, False)[0]
     return per_sample if reduction == "none" else per_sample.sum()
 
 

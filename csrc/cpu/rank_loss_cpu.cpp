@@ -1,5 +1,4 @@
-// CPU implementations of the repose ops (schemas in ../rank_loss.cpp): depth_rank_loss (both terms from the
-// poses, below), and the series ops:
+// CPU implementations of the repose rank-hinge ops (schemas in ../rank_loss.cpp):
 //   rank_hinge         picks the faster exact algorithm for the problem (rule below;
 //                      REPOSE_CPU_ALGO=dense|sorted fixes it);
 //   rank_hinge_dense   the O(N^2) pair loop (dense_kernels.h), any option;
@@ -12,11 +11,15 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
+#include <c10/util/accumulate.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "rank_hinge_cpu.h"
@@ -189,6 +192,84 @@ at::Tensor depth_of(const at::Tensor& t, const char* name) {
 cpu::SeriesLayout along_joints(const at::Tensor& t) { return {t.size(1), t.stride(0), t.stride(1), t.stride(2)}; }
 cpu::SeriesLayout along_frames(const at::Tensor& t) { return {t.size(2), t.stride(0), t.stride(2), t.stride(1)}; }
 
+// The loss op's gradients (1.6 MB at (32, 243, 17, 3)) come from a small cache of freed
+// ones. A training step frees the last step's gradients and asks for new ones of the
+// same size; from glibc these come back freshly mapped whenever it has trimmed its heap
+// in between (it trims when frees pile up at the top), and faulting them in page by
+// page cost up to 0.8 ms per step (about 730 page faults when the two terms are
+// computed by two calls). The cache holds the kCachedBuffers most recently freed buffers
+// of at most kCachedMaxBytes each (an older one is freed when a new one comes in) and
+// hands one out for any request that fits it (at least the size, at most twice).
+constexpr int kCachedBuffers = 4;
+constexpr size_t kCachedMaxBytes = size_t(64) << 20;
+
+struct BufferCache {
+  std::mutex m;
+  void* p[kCachedBuffers] = {};
+  size_t bytes[kCachedBuffers] = {};
+  int count = 0;
+};
+
+BufferCache& buffer_cache() {
+  static BufferCache* cache = new BufferCache;  // never destroyed: tensors may outlive static destructors
+  return *cache;
+}
+
+struct CachedBuffer {  // the context of a cached tensor's DataPtr
+  void* p;
+  size_t bytes;
+};
+
+void release_buffer(void* ctx) {
+  const CachedBuffer held = *static_cast<CachedBuffer*>(ctx);
+  delete static_cast<CachedBuffer*>(ctx);
+  void* p = held.p;
+  const size_t bytes = held.bytes;
+  if (bytes <= kCachedMaxBytes) {  // keep it, oldest first; free the oldest when full
+    BufferCache& c = buffer_cache();
+    std::lock_guard<std::mutex> lock(c.m);
+    void* oldest = nullptr;
+    if (c.count == kCachedBuffers) {
+      oldest = c.p[0];
+      std::copy(c.p + 1, c.p + c.count, c.p);
+      std::copy(c.bytes + 1, c.bytes + c.count, c.bytes);
+      --c.count;
+    }
+    c.p[c.count] = p, c.bytes[c.count] = bytes, ++c.count;
+    p = oldest;
+  }
+  if (p != nullptr) c10::free_cpu(p);
+}
+
+// An uninitialised contiguous tensor of `shape`, its memory from the cache when a buffer
+// fits. It behaves as any CPU tensor (resizing it allocates from torch's CPU allocator);
+// its memory goes back to the cache when freed.
+at::Tensor cached_empty(at::IntArrayRef shape, const at::TensorOptions& options) {
+  const size_t need = std::max<size_t>(size_t(c10::multiply_integers(shape)) * options.dtype().itemsize(), 1);
+  void* p = nullptr;
+  size_t bytes = need;
+  {
+    BufferCache& c = buffer_cache();
+    std::lock_guard<std::mutex> lock(c.m);
+    for (int i = c.count - 1; i >= 0; --i) {  // the most recently freed first
+      if (c.bytes[i] >= need && c.bytes[i] <= 2 * need) {
+        p = c.p[i], bytes = c.bytes[i];
+        std::copy(c.p + i + 1, c.p + c.count, c.p + i);  // the rest keep their order
+        std::copy(c.bytes + i + 1, c.bytes + c.count, c.bytes + i);
+        --c.count;
+        break;
+      }
+    }
+  }
+  if (p == nullptr) p = c10::alloc_cpu(bytes);
+  c10::DataPtr data(p, new CachedBuffer{p, bytes}, &release_buffer, c10::Device(c10::kCPU));
+  c10::Storage storage(c10::Storage::use_byte_size_t(), need, std::move(data), c10::GetCPUAllocator(),
+                       /*resizable=*/true);
+  at::Tensor t = at::detail::make_tensor<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                                          options.dtype());
+  t.unsafeGetTensorImpl()->set_sizes_contiguous(shape);
+  return t;
+}
 
 // The per-sample factors of one term as doubles (undefined when the term is off).
 at::Tensor term_scale(const std::optional<at::Tensor>& scale, int64_t B, const char* name) {
@@ -237,7 +318,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
                                 term_scale(temporal_scale, B, "temporal_scale")};
 
   // Poses: zeros in the x and y channels; depths: the terms write every element (zeros if none is on).
-  at::Tensor grad = need_grad ? at::empty(pred.sizes(), pred.options()) : at::empty({0}, pred.options());
+  at::Tensor grad = need_grad ? cached_empty(pred.sizes(), pred.options()) : at::empty({0}, pred.options());
   if (need_grad && (pred.dim() == 4 || !(scales[0].defined() || scales[1].defined()))) grad.zero_();
   const at::Tensor gz = need_grad ? depth_of(grad, "grad") : at::Tensor();
   std::vector<double> loss(B, 0.0), active(2 * B, 0.0);
