@@ -1,5 +1,6 @@
-"""The rank losses: the reference against a brute-force reading of the paper, and every
-fused CPU path against the reference (values, gradients, options, dtypes, compile, errors)."""
+"""The rank losses: the reference against a brute-force reading of the paper, and every fused backend
+(CPU; Triton, under its interpreter without a GPU; CUDA on a GPU) against the reference in one matrix of
+backend x shape / option / dtype; then the CPU op's own paths (compile, errors, strides, NaN)."""
 
 import dataclasses
 import itertools
@@ -138,7 +139,31 @@ def test_default_normalisation_is_full_pair_grid():
     assert repose_ext.temporal_depth_rank_loss(pred, gt).item() == pytest.approx(2 * 0.5 / (b * j * t * t))
 
 
-# --- fused CPU against the reference ---------------------------------------------------
+# --- every fused backend against the reference: one matrix of backend x shape/option/dtype --------------
+
+FUSED_BACKENDS = ["cpu", "triton", "cuda"]
+
+
+@pytest.fixture(params=FUSED_BACKENDS)
+def fused(request):
+    """A fused backend available here (Triton under its interpreter on CPU tensors when there is no GPU)."""
+    if request.param not in repose_ext.available_backends():
+        pytest.skip(f"backend {request.param!r} is not available here: {backends._REGISTRY[request.param].unavailable}")
+    return request.param
+
+
+def device_of(backend):
+    return "cuda" if backend == "cuda" or (backend == "triton" and torch.cuda.is_available()) else "cpu"
+
+
+def fused_loss_and_grad(kind, pred, gt, backend, grad_out=None, **opts):
+    """loss_and_grad on the backend's device, results back on the CPU."""
+    dev = device_of(backend)
+    opts = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in opts.items()}
+    loss, grad = loss_and_grad(kind, pred.to(dev), gt.to(dev), backend,
+                               None if grad_out is None else grad_out.to(dev), **opts)
+    return loss.cpu(), grad.cpu()
+
 
 SHAPES = [(1, 1, 1), (2, 1, 17), (1, 2, 2), (3, 7, 5), (2, 9, 1), (2, 81, 17), (1, 243, 17), (1, 2, 17)]
 
@@ -146,10 +171,10 @@ SHAPES = [(1, 1, 1), (2, 1, 17), (1, 2, 2), (3, 7, 5), (2, 9, 1), (2, 81, 17), (
 @pytest.mark.parametrize("kind", ["spatial", "temporal"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("ties", [False, True])
-def test_fused_matches_reference_shapes(kind, shape, ties):
+def test_fused_matches_reference_shapes(fused, kind, shape, ties):
     pred, gt = make(*shape, ties=ties)
     loss_r, grad_r = loss_and_grad(kind, pred, gt, "reference")
-    loss_f, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU)
+    loss_f, grad_f = fused_loss_and_grad(kind, pred, gt, fused)
     torch.testing.assert_close(loss_f, loss_r, **TOL[torch.float64])
     torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
 
@@ -157,22 +182,22 @@ def test_fused_matches_reference_shapes(kind, shape, ties):
 @pytest.mark.parametrize("kind", ["spatial", "temporal"])
 @pytest.mark.parametrize("opts", OPTION_SETS, ids=str)
 @pytest.mark.parametrize("ties", [False, True])
-def test_fused_matches_reference_options(kind, opts, ties):
+def test_fused_matches_reference_options(fused, kind, opts, ties):
     pred, gt = make(3, 13, 6, ties=ties)
     opts = materialise(opts, pred)
     loss_r, grad_r = loss_and_grad(kind, pred, gt, "reference", **opts)
-    loss_f, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU, **opts)
+    loss_f, grad_f = fused_loss_and_grad(kind, pred, gt, fused, **opts)
     torch.testing.assert_close(loss_f, loss_r, **TOL[torch.float64])
     torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("kind", ["spatial", "temporal"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_fused_dtypes(kind, dtype):
+def test_fused_dtypes(fused, kind, dtype):
     pred, gt = make(2, 33, 17, dtype=dtype)
     # Reference in fp64 on the very same (rounded) inputs.
     loss_r, grad_r = loss_and_grad(kind, pred.double(), gt.double(), "reference")
-    loss_f, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU)
+    loss_f, grad_f = fused_loss_and_grad(kind, pred, gt, fused)
     assert loss_f.dtype == dtype and grad_f.dtype == dtype
     torch.testing.assert_close(loss_f.double(), loss_r, **TOL[dtype])
     torch.testing.assert_close(grad_f.double(), grad_r, **TOL[dtype])
@@ -187,35 +212,37 @@ def test_mixed_dtypes_promote():
 
 
 @pytest.mark.parametrize("kind", ["spatial", "temporal"])
-def test_grad_output_not_one(kind):
+def test_grad_output_not_one(fused, kind):
     pred, gt = make(3, 17, 17)
     go = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64)
     _, grad_r = loss_and_grad(kind, pred, gt, "reference", grad_out=go, reduction="none")
-    _, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU, grad_out=go, reduction="none")
+    _, grad_f = fused_loss_and_grad(kind, pred, gt, fused, grad_out=go, reduction="none")
     torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
     _, grad_r = loss_and_grad(kind, pred, gt, "reference", grad_out=torch.tensor(-3.7, dtype=torch.float64))
-    _, grad_f = loss_and_grad(kind, pred, gt, FUSED_CPU, grad_out=torch.tensor(-3.7, dtype=torch.float64))
+    _, grad_f = fused_loss_and_grad(kind, pred, gt, fused, grad_out=torch.tensor(-3.7, dtype=torch.float64))
     torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("kind", ["spatial", "temporal"])
-def test_non_contiguous_inputs(kind):
+def test_non_contiguous_inputs(fused, kind):
     pred, gt = make(2, 19, 17)
+    dev = device_of(fused)
     # (B, T, J, 6)[..., ::2] and a transposed (T, B, J, 3) layout: neither is contiguous.
-    pred_nc = torch.randn(2, 19, 17, 6, dtype=torch.float64)[..., ::2]
-    gt_nc = gt.transpose(0, 1).contiguous().transpose(0, 1)
+    pred_nc = torch.randn(2, 19, 17, 6, dtype=torch.float64).to(dev)[..., ::2]
+    gt_nc = gt.to(dev).transpose(0, 1).contiguous().transpose(0, 1)
     assert not pred_nc.is_contiguous() and not gt_nc.is_contiguous()
-    loss_r, grad_r = loss_and_grad(kind, pred_nc.contiguous(), gt, "reference")
-    loss_f, grad_f = loss_and_grad(kind, pred_nc, gt_nc, FUSED_CPU)
-    torch.testing.assert_close(loss_f, loss_r, **TOL[torch.float64])
-    torch.testing.assert_close(grad_f, grad_r, **TOL[torch.float64])
+    loss_r, grad_r = loss_and_grad(kind, pred_nc.cpu().contiguous(), gt, "reference")
+    loss_f, grad_f = loss_and_grad(kind, pred_nc, gt_nc, fused)
+    torch.testing.assert_close(loss_f.cpu(), loss_r, **TOL[torch.float64])
+    torch.testing.assert_close(grad_f.cpu(), grad_r, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("kind", ["spatial", "temporal"])
-def test_depth_only_input(kind):
+def test_depth_only_input(fused, kind):
     pred, gt = make(2, 9, 17)
-    a = call(kind, pred, gt, FUSED_CPU)
-    b = call(kind, pred[..., 2], gt[..., 2], FUSED_CPU)
+    pred, gt = pred.to(device_of(fused)), gt.to(device_of(fused))
+    a = call(kind, pred, gt, fused)
+    b = call(kind, pred[..., 2], gt[..., 2], fused)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
