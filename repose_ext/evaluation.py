@@ -138,25 +138,41 @@ class H36MResult:
         return dataclasses.asdict(self)
 
 
-class _SourceAccumulator:
-    def __init__(self, action: str):
+class _FrameStore:
+    """Per-frame sums (float fields) and ors (bool fields) of one video over the clips that cover each frame,
+    with a count of the clips. Buffered fancy-index updates, as MotionBERT: a frame repeated within one clip
+    counts once.
+
+    Args:
+        action: the video's action.
+        fields: name -> (shape of one frame's value, dtype); each becomes an attribute of (frames,) + shape.
+    """
+
+    def __init__(self, action: str, **fields):
         self.action = action
-        self.e1 = np.zeros(0)
-        self.e2 = np.zeros(0)
+        self._names = list(fields)
+        for name, (shape, dtype) in fields.items():
+            setattr(self, name, np.zeros((0,) + tuple(shape), dtype=dtype))
         self.count = np.zeros(0)
 
     def _grow(self, size: int) -> None:
-        if size > self.e1.shape[0]:
-            extra = size - self.e1.shape[0]
-            self.e1 = np.concatenate([self.e1, np.zeros(extra)])
-            self.e2 = np.concatenate([self.e2, np.zeros(extra)])
-            self.count = np.concatenate([self.count, np.zeros(extra)])
+        if size > self.count.shape[0]:
+            extra = max(size, 2 * self.count.shape[0]) - self.count.shape[0]  # amortised: videos arrive clip by clip
+            for name in self._names + ["count"]:
+                a = getattr(self, name)
+                setattr(self, name, np.concatenate([a, np.zeros((extra,) + a.shape[1:], dtype=a.dtype)]))
 
-    def add(self, frames: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> None:
+    def add(self, frames: np.ndarray, **values) -> None:
+        """Add one clip's values at its frame indices (a value of None leaves that field alone)."""
         self._grow(int(frames.max()) + 1)
-        # Buffered fancy-index assignment, as MotionBERT: a frame repeated within a clip counts once.
-        self.e1[frames] += e1
-        self.e2[frames] += e2
+        for name, v in values.items():
+            a = getattr(self, name)
+            if v is None:
+                continue
+            if a.dtype == bool:
+                a[frames] |= v
+            else:
+                a[frames] += v
         self.count[frames] += 1
 
 
@@ -183,7 +199,7 @@ class H36MProtocol:
 
     def reset(self) -> None:
         """Forget all accumulated clips."""
-        self._sources: Dict[str, _SourceAccumulator] = {}
+        self._sources: Dict[str, _FrameStore] = {}
         self._num_clips = 0
         self._num_skipped = 0
 
@@ -232,12 +248,12 @@ class H36MProtocol:
                 continue
             acc = self._sources.get(sources[i])
             if acc is None:
-                acc = self._sources[sources[i]] = _SourceAccumulator(actions[i])
+                acc = self._sources[sources[i]] = _FrameStore(actions[i], e1=((), float), e2=((), float))
             elif acc.action != actions[i]:
                 raise ValueError(
                     f"source {sources[i]!r} was given action {acc.action!r} before and {actions[i]!r} now"
                 )
-            acc.add(frames[i], e1[i], e2[i])
+            acc.add(frames[i], e1=e1[i], e2=e2[i])
             self._num_clips += 1
 
     def compute(self) -> H36MResult:
@@ -415,40 +431,11 @@ class EvalResult:
                 "num_clips": int(self.num_clips)}
 
 
-class _FrameStore:
-    """Per-frame sums over the clips covering each frame of one video (MotionBERT's buffered ``+=``)."""
-
-    def __init__(self, action: str, num_joints: int):
-        self.action = action
-        self.joint_err = np.zeros((0, num_joints))
-        self.pa_err = np.zeros(0)
-        self.count = np.zeros(0)
-        self.occluded = np.zeros((0, num_joints), dtype=bool)
-        self.valid = np.zeros(0, dtype=bool)
-
-    def _grow(self, size: int) -> None:
-        if size > self.count.shape[0]:
-            extra = max(size, 2 * self.count.shape[0]) - self.count.shape[0]  # amortised: videos arrive clip by clip
-            self.joint_err = np.concatenate([self.joint_err, np.zeros((extra, self.joint_err.shape[1]))])
-            self.pa_err = np.concatenate([self.pa_err, np.zeros(extra)])
-            self.count = np.concatenate([self.count, np.zeros(extra)])
-            self.occluded = np.concatenate([self.occluded, np.zeros((extra, self.occluded.shape[1]), dtype=bool)])
-            self.valid = np.concatenate([self.valid, np.zeros(extra, dtype=bool)])
-
-    def add(self, frames, joint_err, pa_err, occluded, valid) -> None:
-        self._grow(int(frames.max()) + 1)
-        self.joint_err[frames] += joint_err
-        self.pa_err[frames] += pa_err
-        self.count[frames] += 1
-        if occluded is not None:
-            self.occluded[frames] |= occluded
-        self.valid[frames] |= valid
-
-    def frames(self):
-        """(joint errors (F, J), P-MPJPE (F,), occluded (F, J)) of the covered, valid frames."""
-        keep = (self.count > 0) & self.valid
-        c = self.count[keep]
-        return self.joint_err[keep] / c[:, None], self.pa_err[keep] / c, self.occluded[keep]
+def _valid_frames(store: _FrameStore):
+    """(joint errors (F, J), P-MPJPE (F,), occluded (F, J)) of the covered, valid frames of a PoseEvaluator store."""
+    keep = (store.count > 0) & store.valid
+    c = store.count[keep]
+    return store.joint_err[keep] / c[:, None], store.pa_err[keep] / c, store.occluded[keep]
 
 
 class PoseEvaluator:
@@ -518,8 +505,11 @@ class PoseEvaluator:
             self._num_clips += 1
             store = self._stores.get(source)
             if store is None:
-                store = self._stores[source] = _FrameStore(action, pred.shape[2])
-            store.add(frames[i], joint_err[i], pa_err[i], None if occluded is None else occluded[i], valid[i])
+                j = pred.shape[2]
+                store = self._stores[source] = _FrameStore(action, joint_err=((j,), float), pa_err=((), float),
+                                                           occluded=((j,), bool), valid=((), bool))
+            store.add(frames[i], joint_err=joint_err[i], pa_err=pa_err[i],
+                      occluded=None if occluded is None else occluded[i], valid=valid[i])
             keep = torch.from_numpy(valid[i])
             counts = self._order.setdefault(action, np.zeros(4, dtype=np.int64))
             counts[0] += int(s_correct[i][keep].sum())
@@ -531,7 +521,7 @@ class PoseEvaluator:
                 counts[3] += int(t_scored)
 
     def _group_metrics(self, stores: List[_FrameStore], counts: np.ndarray) -> Dict[str, float]:
-        parts = [s.frames() for s in stores]
+        parts = [_valid_frames(s) for s in stores]
         err = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 0))
         pa = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
         occ = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 0), dtype=bool)

@@ -39,7 +39,8 @@ from .data.clips import flip_pose
 from .data.normalization import normalize_image_coordinates, normalize_keypoints
 from .data.skeleton import H36M_JOINT_NAMES, H36M_LEFT, H36M_RIGHT
 from .keypoints.formats import FORMATS, to_h36m17
-from .keypoints.readers import Detections, KeypointInputError, from_array, read_detections, split_xyc
+from .keypoints.readers import (Detections, KeypointInputError, from_array, positive_number, read_detections,
+                                split_xyc)
 from .keypoints.tracking import select_tracks, track_series
 from .models import build_model
 from .models.checkpoint import load_checkpoint, load_model_weights
@@ -200,9 +201,9 @@ class Lifter:
             A :class:`LiftResult`.
         """
         det = self._detections(keypoints, format, scores)
-        width = det.width if width is None else _check_positive(width, "width")
-        height = det.height if height is None else _check_positive(height, "height")
-        fps = det.fps if fps is None else _check_positive(fps, "fps")
+        width = det.width if width is None else positive_number(width, "width")
+        height = det.height if height is None else positive_number(height, "height")
+        fps = det.fps if fps is None else positive_number(fps, "fps")
         if self.input_norm != "pose" and (width is None or height is None):
             raise KeypointInputError("this model normalises by the image size: give width and height (--width "
                                      "--height)")
@@ -287,10 +288,3 @@ class Lifter:
         bones = np.linalg.norm(bones_of(pose), axis=-1)  # (N, 16)
         scale = self._reference_bones.sum() / max(float(np.median(bones, axis=0).sum()), 1e-9)
         return pose * scale
-
-
-def _check_positive(value, name: str) -> float:
-    v = np.asarray(value)
-    if v.dtype.kind not in "iuf" or v.size != 1 or v.ndim > 0 or not np.isfinite(v) or float(v) <= 0:
-        raise KeypointInputError(f"{name} must be one positive number; got {value!r}")
-    return float(v)

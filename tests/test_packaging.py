@@ -20,6 +20,17 @@ def test_editable_install_maps_the_top_level_folders_into_the_package():
     assert not os.path.exists(os.path.join(REPO, "repose_ext", "models"))
 
 
+def test_importing_the_package_loads_no_optional_heavy_modules():
+    """`import repose_ext` brings in torch and numpy only: Triton is imported on the first Triton launch, and
+    matplotlib and tensorboard only by the training and plotting code that uses them."""
+    code = ("import sys, torch, repose_ext; "
+            "print(sorted(m for m in ('triton', 'matplotlib', 'tensorboard', 'torch.utils.tensorboard', "
+            "'repose_ext.models', 'repose_ext.training') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"})
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 @pytest.mark.slow
 def test_a_built_wheel_installs_and_imports_from_a_fresh_folder(tmp_path):
     dist = tmp_path / "dist"
@@ -28,7 +39,7 @@ def test_a_built_wheel_installs_and_imports_from_a_fresh_folder(tmp_path):
     wheel = next(dist.glob("repose_ext-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
-        assert "repose_ext/models/registry.py" in names and "repose_ext/kernels/rank_hinge.py" in names
+        assert "repose_ext/models/registry.py" in names and "repose_ext/kernels/depth_rank.py" in names
         assert "repose_ext/assets/default_model.pt" in names
         assert any(n.startswith("repose_ext/_C") for n in names)  # the compiled ops
         assert not [n for n in names if n.split("/")[0] in ("models", "kernels", "tests", "benchmarks")]

@@ -65,13 +65,16 @@ def _natural_key(name: str):
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name))]
 
 
-def _positive(value: Any, what: str, source: str) -> Optional[float]:
+def positive_number(value: Any, what: str, source: Optional[str] = None) -> Optional[float]:
+    """``value`` as a float if it is one positive finite number (None stays None), else a
+    KeypointInputError that names ``what`` (and the file ``source`` it came from, if any)."""
     if value is None:
         return None
     v = np.asarray(value)
-    if v.dtype.kind not in "iuf" or v.size != 1 or not np.isfinite(v).all() or float(v) <= 0:
-        raise KeypointInputError(f"{source}: {what} must be one positive number; got {value!r}")
-    return float(v)
+    if v.dtype.kind not in "iuf" or v.size != 1 or not np.isfinite(v).all() or float(v.reshape(())) <= 0:
+        prefix = f"{source}: " if source else ""
+        raise KeypointInputError(f"{prefix}{what} must be one positive number; got {value!r}")
+    return float(v.reshape(()))
 
 
 def _checked_format(fmt: Optional[str], k: int, source: str, hint: Sequence[str] = ()) -> str:
@@ -138,9 +141,9 @@ def read_array(path: str, fmt: Optional[str] = None) -> Detections:
     if fmt is None and "format" in data:
         fmt = str(data["format"])
     det = from_array(kp, sc, fmt, path)
-    det.width = _positive(data.get("width"), "width", path)
-    det.height = _positive(data.get("height"), "height", path)
-    det.fps = _positive(data.get("fps"), "fps", path)
+    det.width = positive_number(data.get("width"), "width", path)
+    det.height = positive_number(data.get("height"), "height", path)
+    det.fps = positive_number(data.get("fps"), "fps", path)
     return det
 
 
