@@ -6,7 +6,8 @@ Triton backend is ``repose::depth_rank_loss_triton``, a ``triton_op`` with exact
 (repose_ext/_triton.py). All of them get their fake implementation and autograd formula from here.
 
 The op writes d loss.sum() / d pred in the forward pass, so backward only weighs that saved gradient by
-the upstream gradient of each sample's loss: one multiplication, no kernel.
+the upstream gradient of each sample's loss (one multiplication, no kernel), or hands it over as it is when
+that gradient is 1 for every sample. The public API calls the op through :func:`call_depth_op`.
 
 The CPU extension also defines the series ops ``repose::rank_hinge``, ``rank_hinge_dense`` and
 ``rank_hinge_sorted`` ((S, N) series, one algorithm each), which tests and benchmarks use to check and

@@ -160,10 +160,10 @@ def launch_depth_rank_loss(
     # be written confuses torch.compile's mutation tracking.
     g_out = grad if need_grad else pred.new_empty((1,))
     d_strides = _strides(grad) if need_grad else (0, 0, 0, 0)
-    ones = pred.new_empty((0,), dtype=torch.float64)  # stands in for a term that is off (never read)
+    unused = pred.new_empty((0,), dtype=torch.float64)  # stands in for the factors of a term that is off
     args = (
         pred, gt, w, g_out,
-        spatial_scale if spatial else ones, temporal_scale if temporal else ones, partial_loss, partial_active,
+        spatial_scale if spatial else unused, temporal_scale if temporal else unused, partial_loss, partial_active,
         t, j, plan["n_sp"], plan["n_tm"], plan["sp_kb"], plan["tm_kb"],
         *_strides(pred), *_strides(gt), *(w.stride()[:3] if weight is not None else (0, 0, 0)), *d_strides,
         t if window < 0 else min(window, t), *split_margin(margin, pred.dtype),
