@@ -6,7 +6,7 @@ built with ``torch.library.triton_op`` + ``wrap_triton``, so ``torch.compile`` s
 interpreter it is a plain ``torch.library.custom_op`` instead, because the interpreter cannot be traced.
 
 Nothing here imports Triton until the op is first needed (:func:`load_op`): :func:`unavailable` only probes
-whether it is installed and whether there is a GPU (or ``TRITON_INTERPRET=1``, set before the first launch,
+whether it is installed and whether there is a GPU (or ``TRITON_INTERPRET=1``, set before repose_ext is imported,
 which runs the kernel on CPU tensors: slow, meant for tests).
 """
 
@@ -39,7 +39,7 @@ def unavailable() -> Optional[str]:
     if not installed:
         return "Triton is not installed (`pip install triton`, or `pip install repose-ext[triton]`)"
     if not (_interpret() or torch.cuda.is_available()):
-        return "needs a CUDA GPU (or TRITON_INTERPRET=1 set before the first launch, for CPU tensors)"
+        return "needs a CUDA GPU (or TRITON_INTERPRET=1 set before repose_ext is imported, for CPU tensors)"
     if _ops._C is None:
         return f"the op schema comes from the C++ extension repose_ext._C, which is not built ({_ops.EXTENSION_ERROR})"
     return None
