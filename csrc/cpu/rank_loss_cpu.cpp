@@ -91,14 +91,21 @@ bool any_nan(const at::Tensor& p) {
   return nan;
 }
 
+// Whether p (any view) holds a NaN, for any floating dtype.
+bool has_nan(const at::Tensor& p) {
+  bool nan = false;
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "rank_hinge_has_nan", [&] { nan = any_nan<scalar_t>(p); });
+  return nan;
+}
+
 // S series of N elements read through layouts of the data of p, g and w (w may be
-// undefined): runs the algorithm `algo` picks, writes the gradient of series s, times
+// undefined; `nan`: whether p holds a NaN, has_nan(p)): runs the algorithm `algo` picks, writes the gradient of series s, times
 // grad_scale[s / (S / groups)] (1 when grad_scale is nullptr), into `grad` through l.grad
 // (undefined: no gradient; grad_add: added to what it holds) and returns the stats of
 // rank_hinge summed over `groups` equal runs of consecutive series, in order and in
 // double: [hinge sum, active count] per group.
 std::vector<double> run_series(Algo algo, const at::Tensor& p, const at::Tensor& g, const at::Tensor& w,
-                               const Layouts& l, int64_t S, int64_t N, int64_t groups, double margin,
+                               bool nan, const Layouts& l, int64_t S, int64_t N, int64_t groups, double margin,
                                int64_t window, bool need_active, const at::Tensor& grad,
                                const double* grad_scale = nullptr, bool grad_add = false) {
   std::vector<double> sums(2 * groups, 0.0);
@@ -108,12 +115,10 @@ std::vector<double> run_series(Algo algo, const at::Tensor& p, const at::Tensor&
   if (algo == Algo::kAuto) algo = algo_from_env();
   // A NaN prediction: the sorted sweep cannot order it and the AVX-512 kernels skip blocks by their value range,
   // so such calls run the portable dense loop, which gives the reference's gradient at NaN (a NaN difference
-  // counts as violated). One read of the predictions decides.
-  bool has_nan = false;
-  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "rank_hinge_has_nan", [&] { has_nan = any_nan<scalar_t>(p); });
-  const cpu::Isa isa = has_nan ? cpu::Isa::kBase : cpu::active_isa();
+  // counts as violated). One read of the predictions per call decides (the caller's).
+  const cpu::Isa isa = nan ? cpu::Isa::kBase : cpu::active_isa();
   const bool sorted =
-      !has_nan &&
+      !nan &&
       (algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= sorted_min_n(isa, w.defined())));
 
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "rank_hinge_cpu", [&] {
@@ -174,7 +179,7 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
   TORCH_CHECK(N < (int64_t(1) << 31), op, ": series must have fewer than 2^31 elements; got ", N);
   at::Tensor grad = at::empty(need_grad ? std::vector<int64_t>{S, N} : std::vector<int64_t>{0}, pred.options());
   const std::vector<double> sums = run_series(kAlgo, pred, gt, weight.has_value() ? *weight : at::Tensor(),
-                                              Layouts{}, S, N, S, margin, window, need_active,
+                                              has_nan(pred), Layouts{}, S, N, S, margin, window, need_active,
                                               need_grad ? grad : at::Tensor());
   return {tensor_of(sums, {S, 2}, pred.options()), grad};
 }
@@ -323,6 +328,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
   const at::Tensor gz = need_grad ? depth_of(grad, "grad") : at::Tensor();
   std::vector<double> loss(B, 0.0), active(2 * B, 0.0);
   bool written = false;  // whether a term has written the gradient yet (the next one adds to it)
+  const bool nan = has_nan(zp);
   for (int term = 0; term < 2; ++term) {
     if (!scales[term].defined()) continue;
     const bool spatial = term == 0;
@@ -331,7 +337,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
     const Layouts l{along(zp), along(zg), w.defined() ? along(w) : none, need_grad ? along(gz) : none};
     const double* scale = scales[term].data_ptr<double>();
     const std::vector<double> sums =
-        run_series(Algo::kAuto, zp, zg, w, l, spatial ? B * T : B * J, spatial ? J : T, B, margin,
+        run_series(Algo::kAuto, zp, zg, w, nan, l, spatial ? B * T : B * J, spatial ? J : T, B, margin,
                    spatial ? -1 : window, need_active, gz, scale, written);
     written = true;
     for (int64_t b = 0; b < B; ++b) {
