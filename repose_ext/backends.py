@@ -41,9 +41,19 @@ class Backend:
     @property
     def op(self) -> Optional[Callable]:
         """The op, loaded on first use; None for the reference."""
-        if self._op is None and self._load is not None:
-            self._op = self._load()
+        if self._load is not None:
+            self._loaded()
         return self._op
+
+    def _loaded(self) -> bool:
+        if self._op is None:
+            self._op = self._load()
+        return True
+
+    # Under torch.compile, _loaded runs as plain Python at trace time (an op cannot be built inside a trace):
+    # what torch.compiler.assume_constant_result marks, set here without importing torch._dynamo (and with it
+    # Triton) when repose_ext is imported; tests/test_triton.py compiles a first call.
+    _loaded._dynamo_marked_constant = True
 
 
 _REGISTRY: dict = {}
