@@ -2,8 +2,8 @@
 
 Each call checks its inputs, turns the reduction and the lambdas into per-sample factors and
 calls the chosen backend's op (``repose::depth_rank_loss``'s schema, csrc/rank_loss.cpp): it
-reads the depths straight from the poses and returns the reduced loss and its gradient. The definitions, options and tie rule
-are those of :mod:`repose_ext.reference`, which is the specification.
+reads the depths straight from the poses and returns the reduced loss and its gradient. The
+definitions, options and tie rule are those of :mod:`repose_ext.reference`, the specification.
 """
 
 from __future__ import annotations
