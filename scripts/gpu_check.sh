@@ -2,7 +2,8 @@
 # GPU check of the rank-loss backends, within 9.5 minutes on one cold H100/H200 (the stage limits add up
 # to 570 s, so one run fits a 10-minute command and a second one the rest of a 15-minute device budget):
 #   1. build the extension against the installed torch (CUDA ops included),
-#   2. run the CUDA tests (pytest -m cuda) and the Triton tests on the GPU,
+#   2. run the CUDA tests (pytest -m cuda), the Triton tests and the backend matrix of test_rank_losses.py on
+#      the GPU,
 #   3. benchmark forward+backward time and peak memory (benchmarks/bench_gpu.py).
 #
 # Usage: scripts/gpu_check.sh [OUT_DIR]          (default: $OUT, else ${TMPDIR:-/tmp}/repose_gpu_check)
@@ -54,7 +55,7 @@ print('backends for cuda tensors:', repose_ext.available_backends('cuda'))
 " 2>&1 | tee -a "$out/summary.txt"
 
 stage tests "${TEST_TIMEOUT:-240}" tests.log bash -c \
-  "'$py' -m pytest -q -p no:cacheprovider -m cuda; a=\$?; '$py' -m pytest -q -p no:cacheprovider tests/test_triton.py; b=\$?; exit \$(( a ? a : b ))"
+  "'$py' -m pytest -q -p no:cacheprovider -m cuda; a=\$?; '$py' -m pytest -q -p no:cacheprovider tests/test_triton.py tests/test_rank_losses.py; b=\$?; exit \$(( a ? a : b ))"
 
 stage bench "${BENCH_TIMEOUT:-90}" bench.log \
   "$py" benchmarks/bench_gpu.py --out "$out" --budget 0.5
