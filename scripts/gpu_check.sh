@@ -44,7 +44,7 @@ stage() {
 : >"$out/summary.txt"
 
 # --no-deps: the GPU machine may have no package index; the dependencies are already there.
-stage build "${BUILD_TIMEOUT:-240}" build.log \
+stage build "${BUILD_TIMEOUT:-210}" build.log \
   "$py" -m pip install --no-build-isolation --no-deps -v -e .
 grep -h "repose_ext: building" "$out/build.log" | tee -a "$out/summary.txt"
 "$py" -c "
@@ -54,10 +54,10 @@ print('CUDA kernel of repose::depth_rank_loss registered:', _ops.has_kernel(_ops
 print('backends for cuda tensors:', repose_ext.available_backends('cuda'))
 " 2>&1 | tee -a "$out/summary.txt"
 
-stage tests "${TEST_TIMEOUT:-240}" tests.log bash -c \
+stage tests "${TEST_TIMEOUT:-300}" tests.log bash -c \
   "'$py' -m pytest -q -p no:cacheprovider -m cuda; a=\$?; '$py' -m pytest -q -p no:cacheprovider tests/test_triton.py tests/test_rank_losses.py; b=\$?; exit \$(( a ? a : b ))"
 
-stage bench "${BENCH_TIMEOUT:-90}" bench.log \
+stage bench "${BENCH_TIMEOUT:-60}" bench.log \
   "$py" benchmarks/bench_gpu.py --out "$out" --budget 0.5
 
 echo "== total $((SECONDS - start)) s, exit $status" | tee -a "$out/summary.txt"
