@@ -8,7 +8,8 @@
 Runs: {none, spatial, temporal, both} x seeds (default 0-4) x lifters (``tcn``: the CPU-sized VideoPose3D
 temporal conv net; ``dstformer``: the small DSTformer), plus a lambda sweep (0.1, 0.3, 1, 3 on both terms) of
 "both" on the conv net. Every run of a lifter gets the same step budget (:data:`BUDGETS`: epochs x samples per
-epoch of ``configs/default.yaml``'s augmented data, no time limit, no baseline run), and is scored after training
+epoch / batch size of ``configs/default.yaml``'s augmented data, no time limit, no baseline run; a changed
+budget reruns that lifter's grid), and is scored after training
 on the studio split (held-out actions, fixed cameras) and the wild split (the same actions as other people under
 other cameras, clean and detector-noisy).
 
@@ -42,11 +43,29 @@ SWEEP = (0.1, 0.3, 3.0)  # "both" at these lambdas on the conv net (1.0 is the "
 LIFTERS = {
     "tcn": ["model.preset=tcn81_cpu", "data.n_frames=81", "data.test_stride=81"],
     "dstformer": ['model={"preset": "small", "maxlen": 27}', "data.n_frames=27", "data.test_stride=27",
-                  "train.lr=2.0e-3", "train.batch_size=16"],
+                  "train.lr=2.0e-3"],
 }
-#: Step budget per lifter: the same for every variant and seed of that lifter.
-BUDGETS = {"tcn": ["train.epochs=8", "data.options.epoch_size=4096"],
-           "dstformer": ["train.epochs=8", "data.options.epoch_size=2048"]}
+#: Step budget per lifter, the same for every variant and seed of that lifter: epochs x (samples per epoch /
+#: batch size) steps. A run counts as done only at its lifter's current budget (the ``steps`` column), so a
+#: changed budget reruns that lifter's grid and the summary uses the runs at the current budget only.
+BUDGETS = {"tcn": dict(epochs=8, epoch_size=4096, batch_size=32),
+           "dstformer": dict(epochs=8, epoch_size=2048, batch_size=16)}
+
+
+def budget_steps(lifter: str) -> int:
+    b = BUDGETS[lifter]
+    return b["epochs"] * (b["epoch_size"] // b["batch_size"])
+
+
+def budget_overrides(lifter: str) -> List[str]:
+    b = BUDGETS[lifter]
+    return [f"train.epochs={b['epochs']}", f"data.options.epoch_size={b['epoch_size']}",
+            f"train.batch_size={b['batch_size']}"]
+
+
+def at_current_budget(rows: Iterable[Mapping[str, str]]) -> List[Mapping[str, str]]:
+    """The rows of runs trained at their lifter's current budget (others stay in runs.csv as history)."""
+    return [r for r in rows if r["lifter"] in BUDGETS and int(float(r["steps"])) == budget_steps(r["lifter"])]
 COMMON = ["baseline=null", "train.time_budget_s=null", "num_threads=1", "eval.every=0"]
 
 
@@ -202,6 +221,12 @@ def run_key(lifter, variant, lam_s, lam_t, seed) -> str:
     return f"{lifter}_{variant}_s{lam_s:g}_t{lam_t:g}_seed{seed}"
 
 
+def run_dir_name(run: Tuple) -> str:
+    """The run's folder: its key, and the budget when that is not the first one (1024 steps)."""
+    steps = budget_steps(run[0])
+    return run_key(*run) + ("" if steps == 1024 else f"_{steps}steps")
+
+
 def _commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
@@ -216,12 +241,12 @@ def train_one(run: Tuple, runs_dir: str, commit: str, extra: Sequence[str] = ()
     import json
 
     lifter, variant, lam_s, lam_t, seed = run
-    run_dir = os.path.join(runs_dir, run_key(*run))
+    run_dir = os.path.join(runs_dir, run_dir_name(run))
     os.makedirs(run_dir, exist_ok=True)
     latest = os.path.join(run_dir, "latest.pt")
     summary_path = os.path.join(run_dir, "summary.json")
     if not os.path.isfile(summary_path):
-        overrides = COMMON + LIFTERS[lifter] + BUDGETS[lifter] + [
+        overrides = COMMON + LIFTERS[lifter] + budget_overrides(lifter) + [
             f"seed={seed}", f"loss.spatial_rank={lam_s}", f"loss.temporal_rank={lam_t}",
             f"name=ablation-{run_key(*run)}"] + list(extra)
         cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--run-dir", run_dir, "--no-progress"]
@@ -260,7 +285,7 @@ def main(argv=None) -> int:
     csv_path = os.path.join(args.out, "runs.csv")
     if not args.summary_only:
         done = {run_key(r["lifter"], r["variant"], float(r["lambda_spatial"]), float(r["lambda_temporal"]),
-                        int(r["seed"])) for r in read_rows(csv_path)}
+                        int(r["seed"])) for r in at_current_budget(read_rows(csv_path))}
         todo = [r for r in planned_runs(args.lifters, args.variants, args.seeds, not args.no_sweep)
                 if run_key(*r) not in done]
         print(f"{len(todo)} run(s) to do, {len(done)} in {csv_path}", flush=True)
@@ -272,7 +297,7 @@ def main(argv=None) -> int:
                 if rows:
                     append_rows(csv_path, rows)
                     print(f"done {run_key(*futures[future])}", flush=True)
-    rows = read_rows(csv_path)
+    rows = at_current_budget(read_rows(csv_path))
     if not rows:
         print(f"no runs in {csv_path} yet")
         return 0

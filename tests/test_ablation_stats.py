@@ -52,3 +52,14 @@ def test_t_quantiles():
     assert ablation.t_quantile_975(100) == 1.96
     with pytest.raises(ValueError):
         ablation.t_quantile_975(0)
+
+
+def test_only_runs_at_the_current_budget_count(monkeypatch):
+    monkeypatch.setitem(ablation.BUDGETS, "tcn", dict(epochs=4, epoch_size=640, batch_size=32))  # 80 steps
+    assert ablation.budget_steps("tcn") == 80
+    assert "train.batch_size=32" in ablation.budget_overrides("tcn")
+    rows = [dict(row("none", 0, 100.0), steps="80"), dict(row("none", 1, 90.0), steps="1024"),
+            dict(row("none", 2, 95.0), steps="80.0")]
+    kept = ablation.at_current_budget(rows)
+    assert [r["seed"] for r in kept] == ["0", "2"]
+    assert ablation.run_dir_name(("tcn", "none", 0.0, 0.0, 0)) == "tcn_none_s0_t0_seed0_80steps"
