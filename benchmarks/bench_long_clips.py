@@ -27,7 +27,7 @@ import repose_ext
 from repose_ext import _cpu, reference
 
 import results
-from results import commit, cpu_model
+from results import commit
 
 J = 17
 BATCH_CASE = (32, 243, 17)
@@ -154,8 +154,7 @@ def crossover(lengths, budget_s):
 
 
 def machine():
-    isa = repose_ext_isa()
-    return f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}, {isa}"
+    return f"{results.machine()}, {repose_ext_isa()}"
 
 
 def repose_ext_isa():

@@ -32,6 +32,12 @@ def cpu_model() -> str:
     return name
 
 
+def machine() -> str:
+    """One line for table headers: CPU model, cores, the GPU if there is one, torch version and threads."""
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu_model()}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
 def commit() -> str:
     """Short hash of HEAD, or "unknown" outside a git checkout."""
     try:

@@ -19,11 +19,9 @@ import subprocess
 import sys
 import time
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import results
-from results import commit, cpu_model  # noqa: E402
+import results  # noqa: E402
+from results import commit  # noqa: E402
 from providers import PROVIDERS, check, make_inputs, step  # noqa: E402
 
 DEFAULT_SHAPES = ["8,243,17", "32,243,17", "4,1024,17", "1,4096,17"]
@@ -60,10 +58,6 @@ def measure_time(provider, shape, budget_s):
         step(provider, pred, gt)
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3, len(times)
-
-
-def machine():
-    return f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def main():
@@ -104,7 +98,7 @@ def main():
 
     header = "| (B,T,J) | " + " | ".join(f"{p} ms / MB" for p in args.providers) + " | fused speed-up vs " + ", ".join(
         p for p in args.providers if p != "fused-cpu") + " |"
-    lines = [f"Machine: {machine()}; commit {commit()}.", "", header, "|" + "---|" * (len(args.providers) + 2)]
+    lines = [f"Machine: {results.machine()}; commit {commit()}.", "", header, "|" + "---|" * (len(args.providers) + 2)]
     for row in rows:
         cells = []
         for p in args.providers:

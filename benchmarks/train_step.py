@@ -15,7 +15,6 @@ Every fused rank loss is checked against the reference before timing.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -27,14 +26,7 @@ from repose_ext.models import build_model
 from repose_ext.training.objective import PoseObjective, resolve_rank_backend
 
 import results
-from results import commit, cpu_model
-
-
-def machine() -> str:
-    """CPU / GPU model, core count, torch version and threads."""
-    name = cpu_model()
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{name}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+from results import commit
 
 
 def _sync(device: torch.device) -> None:
@@ -114,7 +106,7 @@ def main(argv=None) -> int:
                 times[name].append((time.perf_counter() - t0) * 1e3)
 
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"machine: {machine()}; commit {commit()}")
+    print(f"machine: {results.machine()}; commit {commit()}")
     print(f"preset {args.preset}, B={args.batch}, T={args.frames}, J=17, device {device}, "
           f"{args.repeats} rounds (median, min-max in ms)")
     width = max(len(k) for k in times)

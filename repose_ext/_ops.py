@@ -97,7 +97,8 @@ class _DepthRankLossFunction(torch.autograd.Function):
 def call_depth_op(op, *args):
     """``op(*args)`` for an op with ``repose::depth_rank_loss``'s schema: through the autograd.Function in eager
     mode when a gradient is needed, the op itself (its registered autograd) under torch.compile and otherwise."""
-    if args[7] and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+    need_grad = args[7]  # the schema's need_grad
+    if need_grad and torch.is_grad_enabled() and not torch.compiler.is_compiling():
         return _DepthRankLossFunction.apply(op, *args)
     return op(*args)
 

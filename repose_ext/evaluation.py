@@ -166,9 +166,9 @@ class _FrameStore:
         """Add one clip's values at its frame indices (a value of None leaves that field alone)."""
         self._grow(int(frames.max()) + 1)
         for name, v in values.items():
-            a = getattr(self, name)
             if v is None:
                 continue
+            a = getattr(self, name)
             if a.dtype == bool:
                 a[frames] |= v
             else:

@@ -99,7 +99,8 @@ bool has_nan(const at::Tensor& p) {
 }
 
 // S series of N elements read through layouts of the data of p, g and w (w may be
-// undefined; `nan`: whether p holds a NaN, has_nan(p)): runs the algorithm `algo` picks, writes the gradient of series s, times
+// undefined; `nan` is has_nan(p), computed once by the caller): runs the algorithm `algo`
+// picks, writes the gradient of series s, times
 // grad_scale[s / (S / groups)] (1 when grad_scale is nullptr), into `grad` through l.grad
 // (undefined: no gradient; grad_add: added to what it holds) and returns the stats of
 // rank_hinge summed over `groups` equal runs of consecutive series, in order and in
