@@ -481,6 +481,24 @@ def test_time_budget_stops_training_after_the_epoch_it_runs_out_in(tmp_path):
     assert set(summary["splits"]) == {"studio", "wild_clean", "wild_noisy"}
 
 
+def test_validation_holdout_keeps_the_test_actions_and_the_validation_clips_out_of_training():
+    from repose_ext.data.augment import VALIDATION_CLIPS
+    from repose_ext.data.synthetic_views import TEST_CLIPS
+    from repose_ext.training.datasets import build_datasets
+
+    options = {"epoch_size": 8, "wild_draws": 1, "holdout": "validation"}
+    config = load_config(None, augmented_overrides("unused", **{"data.options": json.dumps(options)}))
+    bundle = build_datasets(config)
+    trained = set(bundle.train.bank.names)
+    assert not trained & set(VALIDATION_CLIPS) and not trained & set(TEST_CLIPS) and len(trained) == 9
+    assert bundle.test_name == "val_clean" and set(bundle.extra_tests) == {"val_noisy"}
+    for split in (bundle.test, bundle.extra_tests["val_noisy"]):
+        assert {split[i]["action"] for i in range(len(split))} == set(VALIDATION_CLIPS)
+    bad = {**options, "holdout": "train"}
+    with pytest.raises(ConfigError, match="data.options.holdout must be 'test' or 'validation'; got 'train'"):
+        build_datasets(load_config(None, augmented_overrides("unused", **{"data.options": json.dumps(bad)})))
+
+
 def test_baseline_trains_beside_the_model_on_the_same_data_without_rank_losses(tmp_path, capsys):
     baseline = {"preset": "simple_baseline", "width": 16}
     config = load_config(None, augmented_overrides(tmp_path, baseline=json.dumps(baseline)))

@@ -77,6 +77,9 @@ _TORSO_BONES = np.array([0, 3, 6, 7, 8, 9, 10, 13])
 FLIP = np.array(H36M_SKELETON.flip_permutation)
 #: Left/right joint groups a detector swaps together: legs, arms.
 SWAP_GROUPS = ((H36M_LEFT[:3], H36M_RIGHT[:3]), (H36M_LEFT[3:], H36M_RIGHT[3:]))
+#: Training clips held out by ``data.options.holdout: validation`` (locomotion, a kick, getting up from the floor):
+#: settings are chosen on these, never on the test actions.
+VALIDATION_CLIPS = ("getup_facedown", "kick", "walk")
 IMAGE_SIZES = ((1000, 1000), (1920, 1080), (1080, 1920), (1280, 720), (640, 480))
 
 

@@ -57,6 +57,7 @@ class DataBundle:
         protocol: "h36m" or "mpi_inf_3dhp" (see :data:`PROTOCOLS`).
         extra_tests: further evaluation splits by name (the wild split of ``mocap_augmented``), scored after
             training.
+        test_name: the name of ``test`` in the table of every split.
     """
 
     train: Optional[Dataset]
@@ -64,6 +65,7 @@ class DataBundle:
     skeleton: Any
     protocol: str
     extra_tests: Dict[str, Dataset] = field(default_factory=dict)
+    test_name: str = "test"
 
 
 def input_norm(config: Mapping[str, Any]) -> str:
@@ -117,6 +119,7 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
     n_frames = data["n_frames"]
     train = None
     extra: Dict[str, Dataset] = {}
+    test_name = "test"
 
     if name == "synthetic_views":
         from ..data.synthetic_views import SyntheticViewsDataset
@@ -127,24 +130,37 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
             train = SyntheticViewsDataset("train", n_frames, **_stride_kwargs(data, "train"), **options)
         test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), **options)
     elif name == "mocap_augmented":
-        from ..data.augment import AugmentedMocapDataset, wild_views
-        from ..data.synthetic_views import SyntheticViewsDataset
+        from ..data.augment import VALIDATION_CLIPS, AugmentedMocapDataset, wild_views
+        from ..data.synthetic_views import TRAIN_CLIPS, SyntheticViewsDataset
 
         # data.options: epoch_size (samples per epoch), seed (the data's), augment (AugmentConfig settings),
-        # wild_draws (people and cameras per held-out clip in the wild split).
-        known = {"epoch_size", "seed", "augment", "wild_draws"}
+        # wild_draws (people and cameras per held-out clip in the wild split), holdout ("test": train on the 12
+        # training clips, score the 3 test actions; "validation": train on 9 of them and score the other 3 as
+        # other people and cameras, for choosing settings without looking at the test actions).
+        known = {"epoch_size", "seed", "augment", "wild_draws", "holdout"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"data.options {unknown} unknown for mocap_augmented; expected a subset of "
                               f"{sorted(known)}")
+        holdout = options.get("holdout", "test")
+        if holdout not in ("test", "validation"):
+            raise ConfigError(f"data.options.holdout must be 'test' or 'validation'; got {holdout!r}")
         seed = options.get("seed", 0)
+        draws = options.get("wild_draws", 8)
+        train_clips = TRAIN_CLIPS if holdout == "test" else tuple(c for c in TRAIN_CLIPS if c not in VALIDATION_CLIPS)
         if need_train:
             train = AugmentedMocapDataset(n_frames, epoch_size=options.get("epoch_size", 4096), seed=seed,
-                                          augment=options.get("augment"))
-        test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), seed=seed, input_norm="pose")
-        draws = options.get("wild_draws", 8)
-        extra = {f"wild_{kind}": wild_views(n_frames, data["test_stride"], noisy=kind == "noisy", draws=draws)
-                 for kind in ("clean", "noisy")}
+                                          augment=options.get("augment"), clips=train_clips)
+        if holdout == "test":
+            test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), seed=seed,
+                                         input_norm="pose")
+            extra = {f"wild_{kind}": wild_views(n_frames, data["test_stride"], noisy=kind == "noisy", draws=draws)
+                     for kind in ("clean", "noisy")}
+            test_name = "studio"
+        else:
+            test, noisy = (wild_views(n_frames, data["test_stride"], noisy=noisy, clips=VALIDATION_CLIPS, draws=draws)
+                           for noisy in (False, True))
+            extra, test_name = {"val_noisy": noisy}, "val_clean"
     elif name == "h36m_motionbert":
         from ..data import load_h36m_motionbert, read_h36m_motionbert
 
@@ -177,4 +193,5 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
     skeleton = test.skeleton
     if train is not None and train.skeleton != skeleton:
         raise ValueError(f"train and test skeletons differ: {train.skeleton.name} vs {skeleton.name}")
-    return DataBundle(train=train, test=test, skeleton=skeleton, protocol=PROTOCOLS[name], extra_tests=extra)
+    return DataBundle(train=train, test=test, skeleton=skeleton, protocol=PROTOCOLS[name], extra_tests=extra,
+                      test_name=test_name)

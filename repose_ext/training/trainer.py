@@ -491,7 +491,7 @@ class Trainer:
         if self.best["epoch"] is not None:
             self.say(f"best epoch by {self.best['metric']}: {self.best['epoch']} ({self.best['value']:.4f}); "
                      f"{BEST_SELECTION_NOTE[self.best['metric']]}")
-        splits = {"studio" if self.data.extra_tests else "test": result}
+        splits = {self.data.test_name: result}
         for name, dataset in self.data.extra_tests.items():
             loader = DataLoader(dataset, batch_size=self.config["eval"]["batch_size"], shuffle=False)
             splits[name] = self.evaluate(description=f"eval {name}", loader=loader)
