@@ -481,6 +481,33 @@ def test_time_budget_stops_training_after_the_epoch_it_runs_out_in(tmp_path):
     assert set(summary["splits"]) == {"studio", "wild_clean", "wild_noisy"}
 
 
+def test_export_bundled_ships_the_final_weights_with_both_rows_of_the_run(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("export_bundled", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "export_bundled.py"))
+    export_bundled = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export_bundled)
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit, match="summary.json not found"):
+        export_bundled.export(str(run), "abc1234", "here", assets=str(tmp_path))
+    config = load_config(None, augmented_overrides(tmp_path, baseline=json.dumps({"preset": "simple_baseline",
+                                                                                  "width": 16})))
+    summary = train(config, run_dir=str(run), progress=False)
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    record = export_bundled.export(str(run), "abc1234", "here", assets=str(assets))
+    assert (assets / "default_model.pt").read_bytes() == (run / "model.pt").read_bytes()
+    with open(assets / "default_model.json", encoding="utf-8") as f:
+        assert json.load(f) == record
+    assert record["commit"] == "abc1234" and record["model"]["steps"] == summary["global_step"]
+    assert record["model"]["parameters"] == sum(p.numel() for p in build_model(config["model"]).parameters())
+    assert record["metrics"]["wild_noisy"]["p_mpjpe"] == summary["splits"]["wild_noisy"]["summary"]["p_mpjpe"]
+    assert record["baseline_metrics"]["studio"] == {k: summary["baseline_splits"]["studio"][k]
+                                                    for k in export_bundled.METRICS}
+    assert repose_ext.Lifter(str(assets / "default_model.pt")).model is not None
+
+
 def test_validation_holdout_keeps_the_test_actions_and_the_validation_clips_out_of_training():
     from repose_ext.data.augment import VALIDATION_CLIPS
     from repose_ext.data.synthetic_views import TEST_CLIPS
