@@ -2,6 +2,7 @@
 checkpoint round trip, bit-exact resume, evaluation of released-format checkpoints, and two-process DDP (gloo)."""
 
 import copy
+import io
 import json
 import math
 import re
@@ -23,7 +24,7 @@ from repose_ext.training import objective as objective_module
 from repose_ext.training.cli import main as cli_main
 from repose_ext.training.config import DEFAULTS, parse_override
 from repose_ext.training.reproducibility import weights_digest
-from repose_ext.training.trainer import prepare_target
+from repose_ext.training.trainer import evaluate_checkpoint, prepare_target, split_summary_table
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data_factories import make_h36m_motionbert, write_pickle  # noqa: E402
@@ -481,7 +482,7 @@ def test_time_budget_stops_training_after_the_epoch_it_runs_out_in(tmp_path):
     assert set(summary["splits"]) == {"studio", "wild_clean", "wild_noisy"}
 
 
-def test_export_bundled_ships_the_final_weights_with_both_rows_of_the_run(tmp_path):
+def test_a_bundled_run_exports_and_re_evaluates_to_its_own_numbers(tmp_path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("export_bundled", os.path.join(
@@ -506,6 +507,12 @@ def test_export_bundled_ships_the_final_weights_with_both_rows_of_the_run(tmp_pa
     assert record["baseline_metrics"]["studio"] == {k: summary["baseline_splits"]["studio"][k]
                                                     for k in export_bundled.METRICS}
     assert repose_ext.Lifter(str(assets / "default_model.pt")).model is not None
+    # --eval-only scores every split of the run again: the same rows as the run's final table
+    buf = io.StringIO()
+    evaluate_checkpoint(config, str(assets / "default_model.pt"), progress=False, log=buf)
+    rows = {name: split["summary"] for name, split in summary["splits"].items()}
+    assert set(rows) == {"studio", "wild_clean", "wild_noisy"}
+    assert split_summary_table({"model": rows}) in buf.getvalue()
 
 
 def test_validation_holdout_keeps_the_test_actions_and_the_validation_clips_out_of_training():

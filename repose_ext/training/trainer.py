@@ -581,7 +581,8 @@ def train(config: Mapping[str, Any], run_dir: Optional[str] = None, resume: Opti
 def evaluate_checkpoint(config: Mapping[str, Any], checkpoint: str, progress: bool = True,
                         log=None) -> EvalResult:
     """Evaluate weights from a checkpoint (ours, or the released RePOSE/MotionBERT ``{"model_pos": ...}`` with
-    ``module.`` prefixes) on the evaluation split of ``config`` and print the table.
+    ``module.`` prefixes) on the evaluation split of ``config`` and print the table; with further splits (the wild
+    split of ``mocap_augmented``) also score those and print one row per split.
 
     Args:
         config: configuration giving the data and the model architecture.
@@ -590,7 +591,7 @@ def evaluate_checkpoint(config: Mapping[str, Any], checkpoint: str, progress: bo
         log: output stream (default stdout).
 
     Returns:
-        The :class:`EvalResult`.
+        The :class:`EvalResult` of the evaluation split.
     """
     out = log or sys.stdout
     set_threads(config)
@@ -604,12 +605,23 @@ def evaluate_checkpoint(config: Mapping[str, Any], checkpoint: str, progress: bo
     loader = DataLoader(data.test, batch_size=config["eval"]["batch_size"], shuffle=False,
                         num_workers=config["data"]["num_workers"])
     e = config["eval"]
-    result = evaluate(model, loader, data.skeleton, data.protocol, flip=e["flip_test"],
-                      rootrel=config["data"]["rootrel"], device=device,
-                      autocast_dtype=resolve_amp(config["train"]["amp"], device),
-                      depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
-                      progress=progress)
+
+    def score(loader, description):
+        return evaluate(model, loader, data.skeleton, data.protocol, flip=e["flip_test"],
+                        rootrel=config["data"]["rootrel"], device=device,
+                        autocast_dtype=resolve_amp(config["train"]["amp"], device),
+                        depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
+                        progress=progress, description=description)
+
+    result = score(loader, "eval")
     print(f"Evaluation of {checkpoint} on {config['data']['dataset']} ({result.num_clips} clips, flip test "
           f"{'on' if e['flip_test'] else 'off'}):", file=out)
     print(result.table(), file=out)
+    if data.extra_tests:
+        splits = {data.test_name: result.summary}
+        for name, dataset in data.extra_tests.items():
+            splits[name] = score(DataLoader(dataset, batch_size=e["batch_size"], shuffle=False),
+                                 f"eval {name}").summary
+        print("\nEvery evaluation split (averages over the held-out actions):", file=out)
+        print(split_summary_table({"model": splits}), file=out)
     return result
