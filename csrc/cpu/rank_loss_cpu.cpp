@@ -80,15 +80,16 @@ bool any_nan(const at::Tensor& p) {
     positive = positive && p.stride(d) >= 0;
     span += (p.size(d) - 1) * p.stride(d);
   }
-  bool nan = false;
+  // An int accumulator: GCC vectorises `int |= (x != x)`, not the same loop on a bool (about 8x slower).
+  int nan = 0;
   if (positive && span <= 4 * p.numel()) {
-    for (int64_t i = 0; i < span; ++i) nan |= base[i] != base[i];
-    return nan;
+    for (int64_t i = 0; i < span; ++i) nan |= int(base[i] != base[i]);
+    return nan != 0;
   }
   const at::Tensor flat = p.reshape({-1});  // a copy only for views that are not dense enough for the above
   const T* x = flat.data_ptr<T>();
-  for (int64_t i = 0; i < flat.numel(); ++i) nan |= x[i] != x[i];
-  return nan;
+  for (int64_t i = 0; i < flat.numel(); ++i) nan |= int(x[i] != x[i]);
+  return nan != 0;
 }
 
 // Whether p (any view) holds a NaN, for any floating dtype.
