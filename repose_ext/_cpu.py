@@ -5,7 +5,7 @@ registration of their fake impls and autograd (those of ``repose::rank_hinge``),
 O(N log N) sweep for series with no window of at least :func:`sorted_min_n` elements, the dense
 pair loop otherwise. These ops fix the algorithm (so does
 the environment variable ``REPOSE_CPU_ALGO=dense|sorted`` for ``rank_hinge``), for
-benchmarks and tests. ``REPOSE_CPU_ISA=avx2|base`` caps the dense kernels' instruction set.
+benchmarks and tests. ``REPOSE_CPU_ISA=avx2|base|scalar`` caps the dense kernels' instruction set.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from . import _ops
 DENSE_OP = "repose::rank_hinge_dense"
 SORTED_OP = "repose::rank_hinge_sorted"
 #: The dense kernels' instruction sets, by their code in csrc/cpu/rank_hinge_cpu.h (``cpu::Isa``).
-ISAS = ("base", "avx2", "avx512")
+ISAS = ("scalar", "base", "avx2", "avx512")
 
 
 def _has_op(name: str) -> bool:

@@ -1,29 +1,33 @@
-// ISA-specific instances of the dense kernels (dense_kernels.h) and their parallel
-// driver. Each entry is compiled for one instruction set with everything it calls
-// inlined into it (flatten); the entry for the CPU is picked at run time, so a portable
-// build runs at the machine's speed.
+// The dense kernels (dense_simd.h) instantiated for each instruction set, and their
+// parallel driver. An ISA's entry point carries its target and `flatten`, so the kernel
+// template and its trait's functions are all inlined into it and compiled for that ISA;
+// the entry for the CPU is picked at run time, so a portable build runs at the machine's
+// speed.
 
 // The kernels evaluate the reference's float expressions as written (the margin test
 // fl(fl(p_k - p_l) + m) > 0, -0 == +0): whatever flags the build passes, no reassociation
 // and signed zeros are kept in this file.
 #pragma GCC optimize("no-associative-math", "signed-zeros")
+// Vectors passed by value between the (always inlined) trait functions: no ABI concern.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 #include <ATen/Parallel.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
 
-#include "dense_avx512.h"
-#include "dense_kernels.h"
-#include "dense_portable.h"
+#include "dense_simd.h"
 #include "rank_hinge_cpu.h"
 
 namespace repose {
 namespace cpu {
 
 Isa active_isa() {
+#if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   Isa best = Isa::kBase;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -32,9 +36,13 @@ Isa active_isa() {
   } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     best = Isa::kAvx2;
   }
+#else
+  Isa best = Isa::kBase;  // 16-byte vectors of the target (e.g. NEON)
+#endif
   const char* env = std::getenv("REPOSE_CPU_ISA");
   if (env != nullptr) {
     Isa asked = best;
+    if (std::strcmp(env, "scalar") == 0) asked = Isa::kScalar;
     if (std::strcmp(env, "base") == 0) asked = Isa::kBase;
     if (std::strcmp(env, "avx2") == 0) asked = Isa::kAvx2;
     if (std::strcmp(env, "avx512") == 0) asked = Isa::kAvx512;
@@ -49,82 +57,85 @@ const char* isa_name(Isa isa) {
       return "avx512";
     case Isa::kAvx2:
       return "avx2";
-    default:
+    case Isa::kBase:
       return "base";
+    default:
+      return "scalar";
   }
 }
 
 namespace {
 
-#define REPOSE_TARGET_AVX512 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi,bmi2,popcnt"), flatten))
-#define REPOSE_TARGET_AVX2 __attribute__((target("avx2,fma,bmi,bmi2,popcnt"), flatten))
-#define REPOSE_TARGET_BASE __attribute__((flatten))
-
 template <typename T>
 using KernelFn = void (*)(const SeriesArgs<T>&, int64_t, int64_t, void*);
 
-// kernel x ISA x dtype x (weighted, margin, active): one entry each.
-#define REPOSE_ENTRY(KERNEL, ISA, T, W, M, A)                                                         \
-  REPOSE_TARGET_##ISA void KERNEL##_##ISA##_##T##_##W##M##A(const SeriesArgs<T>& a, int64_t b, int64_t e, \
-                                                            void* s) {                                \
-    KERNEL<T, W, M, A>(a, b, e, s);                                                                   \
+// kernel (lanes / rows) x (weighted, margin, active) for trait X. Rows per tile: weighted 2,
+// else the trait's kTileRows.
+template <class X, typename T, bool kRows, bool kW, bool kM, bool kA>
+inline void dense_kernel(const SeriesArgs<T>& a, int64_t b, int64_t e, void* scratch) {
+  if constexpr (kRows) {
+    rows<X, T, kW, kM, kA, (kW ? 2 : X::kTileRows)>(a, b, e, scratch);
+  } else {
+    lanes<X, T, kW, kM, kA>(a, b, e, scratch);
   }
-#define REPOSE_ENTRIES(KERNEL, ISA, T)               \
-  REPOSE_ENTRY(KERNEL, ISA, T, false, false, false)  \
-  REPOSE_ENTRY(KERNEL, ISA, T, false, false, true)   \
-  REPOSE_ENTRY(KERNEL, ISA, T, false, true, false)   \
-  REPOSE_ENTRY(KERNEL, ISA, T, false, true, true)    \
-  REPOSE_ENTRY(KERNEL, ISA, T, true, false, false)   \
-  REPOSE_ENTRY(KERNEL, ISA, T, true, false, true)    \
-  REPOSE_ENTRY(KERNEL, ISA, T, true, true, false)    \
-  REPOSE_ENTRY(KERNEL, ISA, T, true, true, true)     \
-  const KernelFn<T> KERNEL##_##ISA##_##T[8] = {      \
-      KERNEL##_##ISA##_##T##_falsefalsefalse, KERNEL##_##ISA##_##T##_falsefalsetrue, \
-      KERNEL##_##ISA##_##T##_falsetruefalse,  KERNEL##_##ISA##_##T##_falsetruetrue,  \
-      KERNEL##_##ISA##_##T##_truefalsefalse,  KERNEL##_##ISA##_##T##_truefalsetrue,  \
-      KERNEL##_##ISA##_##T##_truetruefalse,   KERNEL##_##ISA##_##T##_truetruetrue};
-// AVX-512: hand-written mask-register kernels; AVX2 and baseline: vector-extension
-// kernels (dense_portable.h), compiled for each target.
-using avx512::dense_lanes_avx512;
-using avx512::dense_rows_avx512;
-using portable::dense_lanes_avx2;
-using portable::dense_lanes_base;
-using portable::dense_rows_avx2;
-using portable::dense_rows_base;
-REPOSE_ENTRIES(dense_lanes_avx512, AVX512, float)
-REPOSE_ENTRIES(dense_lanes_avx512, AVX512, double)
-REPOSE_ENTRIES(dense_rows_avx512, AVX512, float)
-REPOSE_ENTRIES(dense_rows_avx512, AVX512, double)
-REPOSE_ENTRIES(dense_lanes_avx2, AVX2, float)
-REPOSE_ENTRIES(dense_lanes_avx2, AVX2, double)
-REPOSE_ENTRIES(dense_rows_avx2, AVX2, float)
-REPOSE_ENTRIES(dense_rows_avx2, AVX2, double)
-REPOSE_ENTRIES(dense_lanes_base, BASE, float)
-REPOSE_ENTRIES(dense_lanes_base, BASE, double)
-REPOSE_ENTRIES(dense_rows_base, BASE, float)
-REPOSE_ENTRIES(dense_rows_base, BASE, double)
+}
+
+// One entry per instruction set: its target, and its trait for T.
+struct ScalarEntry {
+  template <typename T, bool kRows, bool kW, bool kM, bool kA>
+  __attribute__((flatten)) static void run(const SeriesArgs<T>& a, int64_t b, int64_t e, void* s) {
+    dense_kernel<simd::Scalar<T>, T, kRows, kW, kM, kA>(a, b, e, s);
+  }
+};
+struct BaseEntry {  // 16-byte vectors: SSE2 on x86-64
+  template <typename T, bool kRows, bool kW, bool kM, bool kA>
+  __attribute__((flatten)) static void run(const SeriesArgs<T>& a, int64_t b, int64_t e, void* s) {
+    dense_kernel<simd::VecExt<T, 16>, T, kRows, kW, kM, kA>(a, b, e, s);
+  }
+};
+#if defined(REPOSE_HAVE_AVX512)
+struct Avx2Entry {
+  template <typename T, bool kRows, bool kW, bool kM, bool kA>
+  __attribute__((target("avx2,fma,bmi,bmi2,popcnt"), flatten)) static void run(const SeriesArgs<T>& a, int64_t b,
+                                                                               int64_t e, void* s) {
+    dense_kernel<simd::VecExt<T, 32>, T, kRows, kW, kM, kA>(a, b, e, s);
+  }
+};
+struct Avx512Entry {
+  template <typename T, bool kRows, bool kW, bool kM, bool kA>
+  __attribute__((target(REPOSE_AVX512_TARGET), flatten)) static void run(const SeriesArgs<T>& a, int64_t b,
+                                                                         int64_t e, void* s) {
+    dense_kernel<simd::Avx512<T>, T, kRows, kW, kM, kA>(a, b, e, s);
+  }
+};
+#endif
+
+// The 8 variants (weighted, margin, active as bits 2, 1, 0) of one entry and kernel.
+template <class Entry, typename T, bool kRows, size_t... V>
+constexpr std::array<KernelFn<T>, 8> variants(std::index_sequence<V...>) {
+  return {&Entry::template run<T, kRows, bool(V & 4), bool(V & 2), bool(V & 1)>...};
+}
+
+template <class Entry, typename T>
+KernelFn<T> pick_in(bool kRows, int variant) {
+  static constexpr auto lanes_table = variants<Entry, T, false>(std::make_index_sequence<8>());
+  static constexpr auto rows_table = variants<Entry, T, true>(std::make_index_sequence<8>());
+  return kRows ? rows_table[variant] : lanes_table[variant];
+}
 
 template <typename T>
-KernelFn<T> pick(bool lanes, Isa isa, int variant) {
-  if constexpr (std::is_same_v<T, float>) {
-    switch (isa) {
-      case Isa::kAvx512:
-        return lanes ? dense_lanes_avx512_AVX512_float[variant] : dense_rows_avx512_AVX512_float[variant];
-      case Isa::kAvx2:
-        return lanes ? dense_lanes_avx2_AVX2_float[variant] : dense_rows_avx2_AVX2_float[variant];
-      default:
-        return lanes ? dense_lanes_base_BASE_float[variant] : dense_rows_base_BASE_float[variant];
-    }
-  } else {
-    switch (isa) {
-      case Isa::kAvx512:
-        return lanes ? dense_lanes_avx512_AVX512_double[variant] : dense_rows_avx512_AVX512_double[variant];
-      case Isa::kAvx2:
-        return lanes ? dense_lanes_avx2_AVX2_double[variant] : dense_rows_avx2_AVX2_double[variant];
-      default:
-        return lanes ? dense_lanes_base_BASE_double[variant] : dense_rows_base_BASE_double[variant];
-    }
+KernelFn<T> pick(bool rows, Isa isa, int variant) {
+  switch (isa) {
+#if defined(REPOSE_HAVE_AVX512)
+    case Isa::kAvx512:
+      return pick_in<Avx512Entry, T>(rows, variant);
+    case Isa::kAvx2:
+      return pick_in<Avx2Entry, T>(rows, variant);
+#endif
+    case Isa::kBase:
+      return pick_in<BaseEntry, T>(rows, variant);
+    default:
+      return pick_in<ScalarEntry, T>(rows, variant);
   }
 }
 
@@ -150,8 +161,8 @@ void dense_rank_hinge(const SeriesArgs<T>& a, Isa isa) {
   const int64_t pairs_per_series =
       a.window < 0 ? n * (n - 1) / 2 : n * (a.window < n ? a.window : n);  // upper bound
   const bool lanes = n <= kLanesMaxN;
-  KernelFn<T> fn = pick<T>(lanes, isa, variant);
-  constexpr int64_t L = DenseTraits<T>::kLanes;
+  KernelFn<T> fn = pick<T>(!lanes, isa, variant);
+  constexpr int64_t L = kBlockSeries<T>;
   const int64_t scratch = weighted ? (lanes ? dense_lanes_scratch<T, true>(n) : dense_rows_scratch<T, true>(n))
                                    : (lanes ? dense_lanes_scratch<T, false>(n) : dense_rows_scratch<T, false>(n));
   // Tasks of about 256k pairs (~0.1 ms): small enough to balance, large enough that

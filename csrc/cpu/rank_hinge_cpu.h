@@ -9,10 +9,11 @@
 namespace repose {
 namespace cpu {
 
-// Instruction sets the dense kernels are compiled for; the best one the CPU supports
-// is used unless the environment variable REPOSE_CPU_ISA ("avx512", "avx2" or "base")
-// asks for a lower one (for tests and benchmarks).
-enum class Isa { kBase = 0, kAvx2 = 1, kAvx512 = 2 };
+// Instruction sets the dense kernels are compiled for (one template, simd.h traits): scalar,
+// base (16-byte vectors: SSE2 on x86-64), AVX2, AVX-512. The best one the CPU supports is
+// used unless the environment variable REPOSE_CPU_ISA ("avx512", "avx2", "base" or
+// "scalar") asks for a lower one (for tests and benchmarks).
+enum class Isa { kScalar = 0, kBase = 1, kAvx2 = 2, kAvx512 = 3 };
 Isa active_isa();
 const char* isa_name(Isa isa);
 

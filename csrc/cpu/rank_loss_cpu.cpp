@@ -1,7 +1,7 @@
 // CPU implementations of the repose rank-hinge ops (schemas in ../rank_loss.cpp):
 //   rank_hinge         picks the faster exact algorithm for the problem (rule below;
 //                      REPOSE_CPU_ALGO=dense|sorted fixes it);
-//   rank_hinge_dense   the O(N^2) pair loop (dense_kernels.h), any option;
+//   rank_hinge_dense   the O(N^2) pair loop (dense_simd.h), any option;
 //   rank_hinge_sorted  the O(N log N) Fenwick sweep (sorted_cpu.cpp); with a window
 //                      shorter than the series it runs the dense band instead.
 // All three give the reference's loss and gradient (same violated pairs, ties and
@@ -68,46 +68,14 @@ struct Layouts {
   cpu::SeriesLayout p, g, w, grad;  // row-major (S, N) by default
 };
 
-// Whether the predictions p (any strided view) hold a NaN. When the view spans little more memory than it has
-// elements (the depth channel of (..., 3) poses spans 3x), the whole span is read contiguously, which vectorises
-// (a NaN in another channel then also counts: that only costs the slower exact path); else element by element.
-template <typename T>
-bool any_nan(const at::Tensor& p) {
-  const T* base = p.data_ptr<T>();
-  int64_t span = 1;
-  bool positive = true;
-  for (int64_t d = 0; d < p.dim(); ++d) {
-    positive = positive && p.stride(d) >= 0;
-    span += (p.size(d) - 1) * p.stride(d);
-  }
-  // An int accumulator: GCC vectorises `int |= (x != x)`, not the same loop on a bool (about 8x slower).
-  int nan = 0;
-  if (positive && span <= 4 * p.numel()) {
-    for (int64_t i = 0; i < span; ++i) nan |= int(base[i] != base[i]);
-    return nan != 0;
-  }
-  const at::Tensor flat = p.reshape({-1});  // a copy only for views that are not dense enough for the above
-  const T* x = flat.data_ptr<T>();
-  for (int64_t i = 0; i < flat.numel(); ++i) nan |= int(x[i] != x[i]);
-  return nan != 0;
-}
-
-// Whether p (any view) holds a NaN, for any floating dtype.
-bool has_nan(const at::Tensor& p) {
-  bool nan = false;
-  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "rank_hinge_has_nan", [&] { nan = any_nan<scalar_t>(p); });
-  return nan;
-}
-
 // S series of N elements read through layouts of the data of p, g and w (w may be
-// undefined; `nan` is has_nan(p), computed once by the caller): runs the algorithm `algo`
-// picks, writes the gradient of series s, times
+// undefined): runs the algorithm `algo` picks, writes the gradient of series s, times
 // grad_scale[s / (S / groups)] (1 when grad_scale is nullptr), into `grad` through l.grad
 // (undefined: no gradient; grad_add: added to what it holds) and returns the stats of
 // rank_hinge summed over `groups` equal runs of consecutive series, in order and in
 // double: [hinge sum, active count] per group.
 std::vector<double> run_series(Algo algo, const at::Tensor& p, const at::Tensor& g, const at::Tensor& w,
-                               bool nan, const Layouts& l, int64_t S, int64_t N, int64_t groups, double margin,
+                               const Layouts& l, int64_t S, int64_t N, int64_t groups, double margin,
                                int64_t window, bool need_active, const at::Tensor& grad,
                                const double* grad_scale = nullptr, bool grad_add = false) {
   std::vector<double> sums(2 * groups, 0.0);
@@ -115,13 +83,11 @@ std::vector<double> run_series(Algo algo, const at::Tensor& p, const at::Tensor&
   std::vector<double> loss(S), active(need_active ? S : 0);
   const bool no_window = window < 0 || window >= N - 1;
   if (algo == Algo::kAuto) algo = algo_from_env();
-  // A NaN prediction: the sorted sweep cannot order it and the AVX-512 kernels skip blocks by their value range,
-  // so such calls run the portable dense loop, which gives the reference's gradient at NaN (a NaN difference
-  // counts as violated). One read of the predictions per call decides (the caller's).
-  const cpu::Isa isa = nan ? cpu::Isa::kBase : cpu::active_isa();
+  // The sorted sweep hands series it cannot order (a NaN or infinite prediction, a NaN ground truth) to the
+  // dense loop, which gives the reference's gradient there (a NaN difference counts as violated).
+  const cpu::Isa isa = cpu::active_isa();
   const bool sorted =
-      !nan &&
-      (algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= sorted_min_n(isa, w.defined())));
+      algo == Algo::kSorted || (algo == Algo::kAuto && no_window && N >= sorted_min_n(isa, w.defined()));
 
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "rank_hinge_cpu", [&] {
     cpu::SeriesArgs<scalar_t> args{p.data_ptr<scalar_t>(),
@@ -181,7 +147,7 @@ std::tuple<at::Tensor, at::Tensor> rank_hinge_cpu(const at::Tensor& pred, const 
   TORCH_CHECK(N < (int64_t(1) << 31), op, ": series must have fewer than 2^31 elements; got ", N);
   at::Tensor grad = at::empty(need_grad ? std::vector<int64_t>{S, N} : std::vector<int64_t>{0}, pred.options());
   const std::vector<double> sums = run_series(kAlgo, pred, gt, weight.has_value() ? *weight : at::Tensor(),
-                                              has_nan(pred), Layouts{}, S, N, S, margin, window, need_active,
+                                              Layouts{}, S, N, S, margin, window, need_active,
                                               need_grad ? grad : at::Tensor());
   return {tensor_of(sums, {S, 2}, pred.options()), grad};
 }
@@ -330,7 +296,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
   const at::Tensor gz = need_grad ? depth_of(grad, "grad") : at::Tensor();
   std::vector<double> loss(B, 0.0), active(2 * B, 0.0);
   bool written = false;  // whether a term has written the gradient yet (the next one adds to it)
-  const bool nan = has_nan(zp);
   for (int term = 0; term < 2; ++term) {
     if (!scales[term].defined()) continue;
     const bool spatial = term == 0;
@@ -339,7 +304,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
     const Layouts l{along(zp), along(zg), w.defined() ? along(w) : none, need_grad ? along(gz) : none};
     const double* scale = scales[term].data_ptr<double>();
     const std::vector<double> sums =
-        run_series(Algo::kAuto, zp, zg, w, nan, l, spatial ? B * T : B * J, spatial ? J : T, B, margin,
+        run_series(Algo::kAuto, zp, zg, w, l, spatial ? B * T : B * J, spatial ? J : T, B, margin,
                    spatial ? -1 : window, need_active, gz, scale, written);
     written = true;
     for (int64_t b = 0; b < B; ++b) {
@@ -351,7 +316,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depth_rank_loss_cpu(
 }
 
 int64_t cpu_sorted_min_n(int64_t isa, bool weighted) {
-  TORCH_CHECK(isa >= 0 && isa <= 2, "cpu_sorted_min_n: isa must be 0 (base), 1 (AVX2) or 2 (AVX-512); got ", isa);
+  TORCH_CHECK(isa >= 0 && isa <= 3,
+              "cpu_sorted_min_n: isa must be 0 (scalar), 1 (base), 2 (AVX2) or 3 (AVX-512); got ", isa);
   return sorted_min_n(static_cast<cpu::Isa>(isa), weighted);
 }
 
