@@ -29,16 +29,19 @@ namespace {
 
 // rank_hinge takes the sorted algorithm for series with no window at least this long,
 // per instruction set of the dense kernels and without / with weights (the dense loop's
-// weighted sums are slower). Crossovers measured on a Zen 4 machine with each kernel
-// (benchmarks/bench_long_clips.py --crossover for the AVX-512 one).
+// weighted sums are slower): where the per-op ratio dense / sorted on (17, N) series
+// reaches 1 (benchmarks/bench_long_clips.py --crossover, one thread). AVX-512 measured on a
+// Zen 4 machine; the others on an AVX-512 Xeon with REPOSE_CPU_ISA capping the kernels.
 int64_t sorted_min_n(cpu::Isa isa, bool weighted) {
   switch (isa) {
     case cpu::Isa::kAvx512:
       return weighted ? 256 : 1536;
     case cpu::Isa::kAvx2:
-      return weighted ? 64 : 512;
+      return weighted ? 128 : 1024;
+    case cpu::Isa::kBase:
+      return weighted ? 96 : 512;
     default:
-      return weighted ? 64 : 256;
+      return weighted ? 48 : 96;
   }
 }
 

@@ -118,19 +118,20 @@ struct VecExt {
     return s;
   }
 
-  // The double-lane masks of lanes [h * kDL, (h + 1) * kDL) of m.
+  // The double-lane masks of lanes [h * kDL, (h + 1) * kDL) of m: each 32-bit lane duplicated (one shuffle)
+  // and read as 64-bit lanes.
   template <int h, size_t... I>
   static inline DM dmask(M m, std::index_sequence<I...>) {
     if constexpr (kDV == 1) {
       return DM(m);
     } else {
-      const auto half = __builtin_shufflevector(m, m, (h * kDL + int(I))...);
-      return __builtin_convertvector(half, DM);
+      const M dup = __builtin_shufflevector(m, m, (h * kDL + int(I) / 2)...);
+      return (DM)dup;
     }
   }
   template <int h>
   static inline DM dmask(M m) {
-    return dmask<h>(m, std::make_index_sequence<kDL>());
+    return dmask<h>(m, std::make_index_sequence<L>());
   }
   static inline D dload(const double* p) {
     D d;
@@ -154,16 +155,17 @@ struct VecExt {
     for (int h = 0; h < kDV; ++h) a.v[h] *= b.v[h];
     return a;
   }
+  // w where the mask is set, +0 elsewhere: a bitwise and (a vector ?: would compare 64-bit lanes, which
+  // SSE2 has no instruction for).
+  static inline DV masked(DV w, DM m) { return (DV)((DM)w & m); }
   static inline D dadd(D a, M k, D w) {
-    const DV zero = splat<DV>(0.0);
-    a.v[0] += dmask<0>(k) ? w.v[0] : zero;
-    if constexpr (kDV == 2) a.v[1] += dmask<1>(k) ? w.v[1] : zero;
+    a.v[0] += masked(w.v[0], dmask<0>(k));
+    if constexpr (kDV == 2) a.v[1] += masked(w.v[1], dmask<1>(k));
     return a;
   }
   static inline D dsub(D a, M k, D w) {
-    const DV zero = splat<DV>(0.0);
-    a.v[0] -= dmask<0>(k) ? w.v[0] : zero;
-    if constexpr (kDV == 2) a.v[1] -= dmask<1>(k) ? w.v[1] : zero;
+    a.v[0] -= masked(w.v[0], dmask<0>(k));
+    if constexpr (kDV == 2) a.v[1] -= masked(w.v[1], dmask<1>(k));
     return a;
   }
   static inline double dsum(D a) {  // lane order
