@@ -6,7 +6,8 @@
 
 Each round runs ``run_cpu_table.py`` for the fused providers (the public API's forward + backward of both terms in
 one call and in two calls, checked against the reference first) once with each build first on ``PYTHONPATH``, in turn, so that drifting machine load hits
-both alike. Prints, per shape, each build's medians over the rounds (with their range) and the ratio B / A.
+both alike. Prints, per shape, each build's medians over the rounds (with their range) and the ratio B / A;
+``--csv PATH`` also writes them in the one schema of ``results.py`` (the commit column is this checkout's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import results  # noqa: E402
+import torch  # noqa: E402
 LINE = re.compile(r"^\s*(\S+)\s+(.+?):\s+([0-9.]+) ms")
 FUSED = ["fused-cpu", "fused-cpu (two calls)"]
 
@@ -48,6 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--budget", type=float, default=2.0, help="seconds of timing per shape and run")
+    ap.add_argument("--csv", help="also write the medians to this CSV file (benchmarks/results.py schema)")
     args = ap.parse_args(argv)
     for root in (args.build_a, args.build_b):
         if not os.path.isdir(os.path.join(root, "repose_ext")):
@@ -59,6 +64,8 @@ def main(argv=None) -> int:
             print(f"round {r + 1} {key}: " + ", ".join(f"{s} {p} {t:.3f} ms" for (s, p), t in runs[key][-1].items()),
                   flush=True)
     print(f"\n{args.threads} thread(s), {args.rounds} alternating rounds; A = {args.build_a}, B = {args.build_b}")
+    torch.set_num_threads(args.threads)  # what the threads column of the CSV rows says
+    csv_rows = []
     print("| (B,T,J) | provider | A median ms (range) | B median ms (range) | B / A |")
     print("|---|---|---|---|---|")
     for key in runs["A"][0]:
@@ -69,6 +76,13 @@ def main(argv=None) -> int:
         ma, mb = statistics.median(a), statistics.median(b)
         print(f"| {key[0]} | {key[1]} | {ma:.3f} ({min(a):.3f}-{max(a):.3f}) | {mb:.3f} ({min(b):.3f}-{max(b):.3f}) "
               f"| {mb / ma:.2f} |")
+        for name, root, times in (("A", args.build_a, a), ("B", args.build_b, b)):
+            csv_rows.append(results.row(__file__, "depth rank loss forward+backward", key[0], f"{key[1]} [{name}]",
+                                        statistics.median(times), note=f"build {name}: {os.path.abspath(root)}; "
+                                        f"{min(times):.3f}-{max(times):.3f} ms over {args.rounds} alternating rounds; "
+                                        f"B / A {mb / ma:.2f}"))
+    if args.csv:
+        results.write_csv(args.csv, csv_rows)
     return 0
 
 
