@@ -51,19 +51,6 @@ Isa active_isa() {
   return best;
 }
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512:
-      return "avx512";
-    case Isa::kAvx2:
-      return "avx2";
-    case Isa::kBase:
-      return "base";
-    default:
-      return "scalar";
-  }
-}
-
 namespace {
 
 template <typename T>
@@ -93,7 +80,7 @@ struct BaseEntry {  // 16-byte vectors: SSE2 on x86-64
     dense_kernel<simd::VecExt<T, 16>, T, kRows, kW, kM, kA>(a, b, e, s);
   }
 };
-#if defined(REPOSE_HAVE_AVX512)
+#if defined(REPOSE_X86_SIMD)
 struct Avx2Entry {
   template <typename T, bool kRows, bool kW, bool kM, bool kA>
   __attribute__((target("avx2,fma,bmi,bmi2,popcnt"), flatten)) static void run(const SeriesArgs<T>& a, int64_t b,
@@ -126,7 +113,7 @@ KernelFn<T> pick_in(bool kRows, int variant) {
 template <typename T>
 KernelFn<T> pick(bool rows, Isa isa, int variant) {
   switch (isa) {
-#if defined(REPOSE_HAVE_AVX512)
+#if defined(REPOSE_X86_SIMD)
     case Isa::kAvx512:
       return pick_in<Avx512Entry, T>(rows, variant);
     case Isa::kAvx2:

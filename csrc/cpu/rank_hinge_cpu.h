@@ -15,7 +15,6 @@ namespace cpu {
 // "scalar") asks for a lower one (for tests and benchmarks).
 enum class Isa { kScalar = 0, kBase = 1, kAvx2 = 2, kAvx512 = 3 };
 Isa active_isa();
-const char* isa_name(Isa isa);
 
 // Series at most this long use the lanes-across-series dense kernel.
 constexpr int64_t kLanesMaxN = 48;

@@ -32,7 +32,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-#define REPOSE_HAVE_AVX512 1
+#define REPOSE_X86_SIMD 1  // the AVX2 and AVX-512 entries and the Avx512 trait
 #endif
 
 namespace repose {
@@ -234,7 +234,7 @@ struct Scalar {
 // ---------------------------------------------------------------------------------------------
 // AVX-512 (F, BW, VL, DQ)
 
-#ifdef REPOSE_HAVE_AVX512
+#ifdef REPOSE_X86_SIMD
 #define REPOSE_AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi,bmi2,popcnt"
 #define REPOSE_AVX512 __attribute__((target(REPOSE_AVX512_TARGET))) static inline
 
@@ -388,7 +388,7 @@ struct Avx512<double> {
 };
 
 #undef REPOSE_AVX512
-#endif  // REPOSE_HAVE_AVX512
+#endif  // REPOSE_X86_SIMD
 
 }  // namespace simd
 }  // namespace cpu
