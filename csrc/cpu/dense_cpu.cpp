@@ -104,10 +104,10 @@ constexpr std::array<KernelFn<T>, 8> variants(std::index_sequence<V...>) {
 }
 
 template <class Entry, typename T>
-KernelFn<T> pick_in(bool kRows, int variant) {
+KernelFn<T> pick_in(bool rows_kernel, int variant) {
   static constexpr auto lanes_table = variants<Entry, T, false>(std::make_index_sequence<8>());
   static constexpr auto rows_table = variants<Entry, T, true>(std::make_index_sequence<8>());
-  return kRows ? rows_table[variant] : lanes_table[variant];
+  return rows_kernel ? rows_table[variant] : lanes_table[variant];
 }
 
 template <typename T>
