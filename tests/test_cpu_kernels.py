@@ -174,15 +174,16 @@ def test_tie_rules_both_directions():
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_nan_and_inf(monkeypatch, isa):
+@pytest.mark.parametrize("margin", [0.0, 0.25])  # with a margin, an infinite prediction also violates +inf
+def test_nan_and_inf(monkeypatch, isa, margin):
     monkeypatch.setenv("REPOSE_CPU_ISA", isa)
     p, g, _ = series(3, 100, seed=1)
     p[0, 7] = float("nan")
     p[1, 3] = float("inf")
     g[2, 5] = float("nan")  # a NaN ground truth is never nearer nor farther
-    loss_r, act_r, grad_r = reference_stats(p, g)
+    loss_r, act_r, grad_r = reference_stats(p, g, margin=margin)
     for op in ("dense", "sorted"):
-        loss, act, grad = run(op, p, g)
+        loss, act, grad = run(op, p, g, margin=margin)
         assert torch.isnan(loss[0]) and torch.isnan(loss[1]), op
         torch.testing.assert_close(loss[2], loss_r[2], rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(act, act_r, rtol=1e-10, atol=1e-10)
