@@ -482,6 +482,38 @@ def test_time_budget_stops_training_after_the_epoch_it_runs_out_in(tmp_path):
     assert set(summary["splits"]) == {"studio", "wild_clean", "wild_noisy"}
 
 
+def test_time_schedule_anneals_over_the_budget_and_needs_one(tmp_path):
+    import csv
+
+    with pytest.raises(ConfigError, match="train.time_budget_s must be a number of seconds with "
+                                          "train.lr_schedule=time"):
+        load_config(None, augmented_overrides(tmp_path, **{"train.lr_schedule": "time"}))
+    with pytest.raises(ConfigError, match="train.lr_final must be a number in \\(0, 1\\]; got 0"):
+        load_config(None, augmented_overrides(tmp_path, **{"train.lr_final": 0}))
+    lr, final = 1e-3, 0.01
+    config = load_config(None, augmented_overrides(tmp_path, **{
+        "train.epochs": 1000, "train.time_budget_s": 3.0, "train.lr": lr, "train.lr_schedule": "time",
+        "train.lr_final": final, "train.lr_decay": 0.5}))
+    summary = train(config, run_dir=str(tmp_path / "run"), progress=False)
+    assert 1 < summary["epochs"] < 1000  # stopped by the budget, not by the epoch count
+    with open(tmp_path / "run" / "log.csv", encoding="utf-8") as f:
+        rates = [float(row["lr"]) for row in csv.DictReader(f)]
+    assert all(b <= a for a, b in zip(rates, rates[1:]))
+    assert rates[0] < lr and rates[-1] <= lr * final ** 0.5 and rates[-1] >= lr * final * (1 - 1e-6)
+    assert lr * 0.5 ** (len(rates) - 1) not in rates[1:]  # lr_decay plays no part
+
+
+def test_time_budget_counts_the_earlier_invocations_of_a_resumed_run(tmp_path):
+    run = tmp_path / "run"
+    first = train(load_config(None, augmented_overrides(tmp_path, **{"train.time_budget_s": 1000})),
+                  run_dir=str(run), progress=False)
+    spent = load_checkpoint(str(run / "latest.pt"))["train_seconds"]
+    assert 0 < spent < 1000 and first["epochs"] == 1 and first["global_step"] == 2
+    again = load_config(None, augmented_overrides(tmp_path, **{"train.epochs": 3, "train.time_budget_s": spent}))
+    resumed = train(again, run_dir=str(run), resume=str(run / "latest.pt"), progress=False)
+    assert resumed["global_step"] == 2  # the budget was already spent: no step more (a fresh budget would give 4)
+
+
 def test_a_bundled_run_exports_and_re_evaluates_to_its_own_numbers(tmp_path):
     import importlib.util
 

@@ -33,6 +33,7 @@ RANK_BACKEND_CHOICES = ("fused", "auto", "reference", "off", "cpu", "cuda", "tri
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 SELECT_CHOICES = ("mpjpe", "p_mpjpe", "loss")
+LR_SCHEDULES = ("epoch", "time")
 
 # Sections whose content is free-form (checked by the code that consumes it).
 _FREE_SECTIONS = ("data.files", "data.options", "model", "baseline")
@@ -73,6 +74,10 @@ DEFAULTS: Dict[str, Any] = {
         "lr": 2e-4,
         "weight_decay": 0.01,
         "lr_decay": 0.99,
+        # "epoch": lr times lr_decay after every epoch. "time": lr falls exponentially with wall time, to
+        # lr * lr_final when train.time_budget_s runs out, so lifters of any speed anneal within the same budget.
+        "lr_schedule": "epoch",
+        "lr_final": 0.05,
         "flip_augment": True,
         "flip_p": 0.5,
         "grad_clip": None,
@@ -80,7 +85,7 @@ DEFAULTS: Dict[str, Any] = {
         "log_every": 50,
         "max_steps_per_epoch": None,
         "checkpoint_every": None,
-        "time_budget_s": None,  # wall-clock budget of this invocation (same-budget baselines); None: no limit
+        "time_budget_s": None,  # wall-clock budget of the run, resumes included (same-budget baselines); None: no limit
     },
     "eval": {
         "flip_test": True,
@@ -311,6 +316,10 @@ def validate(config: Mapping[str, Any]) -> None:
     _check(_is_num(t["weight_decay"]) and t["weight_decay"] >= 0, "train.weight_decay", "a number >= 0",
            t["weight_decay"])
     _check(_is_num(t["lr_decay"]) and 0 < t["lr_decay"] <= 1, "train.lr_decay", "a number in (0, 1]", t["lr_decay"])
+    _check(t["lr_schedule"] in LR_SCHEDULES, "train.lr_schedule", f"one of {LR_SCHEDULES}", t["lr_schedule"])
+    _check(_is_num(t["lr_final"]) and 0 < t["lr_final"] <= 1, "train.lr_final", "a number in (0, 1]", t["lr_final"])
+    _check(t["lr_schedule"] != "time" or t["time_budget_s"] is not None, "train.time_budget_s",
+           "a number of seconds with train.lr_schedule=time (the schedule spans the budget)", t["time_budget_s"])
     _check(isinstance(t["flip_augment"], bool), "train.flip_augment", "true or false", t["flip_augment"])
     _check(_is_num(t["flip_p"]) and 0 <= t["flip_p"] <= 1, "train.flip_p", "a number in [0, 1]", t["flip_p"])
     _check(t["grad_clip"] is None or (_is_num(t["grad_clip"]) and t["grad_clip"] > 0), "train.grad_clip",

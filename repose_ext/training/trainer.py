@@ -3,8 +3,11 @@
 One epoch: every training clip once (shuffled by a sampler seeded with (seed, epoch)), flipped with probability
 ``train.flip_p`` (2D input and 3D target together, with the dataset's left/right lists; the coin flips come from a
 generator seeded with (seed, epoch, rank)), AdamW step per batch, learning rate multiplied by ``train.lr_decay``
-after the epoch. Then rank 0 evaluates (flip test-time averaging), appends a row to ``log.csv``, writes TensorBoard
-scalars and the plots, and saves ``latest.pt`` and, when the selected metric improved, ``best.pt``.
+after the epoch, or with ``train.lr_schedule=time`` set before every step from the wall time spent: ``lr *
+lr_final ** (spent / train.time_budget_s)``, so a fast and a slow lifter both anneal within one budget. Then rank 0
+evaluates (flip test-time averaging), appends a row to ``log.csv``, writes TensorBoard scalars and the plots, and
+saves ``latest.pt`` and, when the selected metric improved, ``best.pt``. ``train.time_budget_s`` counts the time
+of earlier invocations of a resumed run (up to its last checkpoint).
 
 Which checkpoint is "best": by default the epoch with the lowest MPJPE **on the evaluation split** (what
 MotionBERT and RePOSE do; there is no separate validation split in their H36M protocol). Numbers of the best
@@ -14,7 +17,8 @@ epoch are therefore optimistic; the table printed at the end is the **last** epo
 Bit-exact resume: a checkpoint holds the model, AdamW and scheduler states, the AMP scaler, the epoch count, the
 best metric so far and every process's RNG states; data order and flips are functions of (seed, epoch, rank).
 Continuing from ``latest.pt`` of epoch k therefore gives the same weights as an uninterrupted run (on the same
-hardware, software and number of processes).
+hardware, software and number of processes), except under ``train.lr_schedule=time``, whose learning rates follow
+the clock.
 
 No host synchronisation per step: the loss terms are summed on the device and read every ``train.log_every``
 steps (and at the end of the epoch).
@@ -199,13 +203,21 @@ class Trainer:
         _check_clip_length(self.model, config["data"]["n_frames"])
         t = config["train"]
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=t["lr_decay"])
+        self.time_schedule = t["lr_schedule"] == "time"
+        if self.time_schedule and self.dist.distributed:
+            raise ValueError("train.lr_schedule=time needs a single process (each process would follow its own "
+                             "clock); use lr_schedule=epoch with torchrun")
+        # With the time schedule the epoch scheduler is a no-op kept for the checkpoint format; _set_time_lr sets lr.
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
+            self.optimizer, gamma=1.0 if self.time_schedule else t["lr_decay"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.objective = PoseObjective.from_config(config["loss"], self.device)
         # The training stream of random numbers (dropout, drop-path) differs per rank.
         seed_everything(derived_seed(seed, self.dist.rank, 1))
 
         self.deadline: Optional[float] = None  # wall-clock end of training (train.time_budget_s)
+        self.origin: Optional[float] = None  # wall-clock time at which this run (resumes included) would have begun
+        self.seconds_before = 0.0  # training seconds of earlier invocations (from the checkpoint)
         self.epoch = 0  # completed epochs
         self.global_step = 0
         self.best: Dict[str, Any] = {"value": None, "epoch": None, "metric": config["eval"]["select_best_on"]}
@@ -256,6 +268,7 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.global_step = int(state.get("global_step", 0))
         self.best = dict(state.get("best", self.best))
+        self.seconds_before = float(state.get("train_seconds", 0.0))
         rng = state.get("rng_states")
         if rng is not None and len(rng) == self.dist.world_size:
             restore_rng_state(rng[self.dist.rank])
@@ -268,6 +281,7 @@ class Trainer:
             "rng_states": dist_utils.all_gather_object(capture_rng_state(), self.dist),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "global_step": self.global_step,
+            "train_seconds": time.time() - self.origin if self.origin is not None else self.seconds_before,
             "best": dict(self.best),
             "best_selection": BEST_SELECTION_NOTE[self.config["eval"]["select_best_on"]],
             "world_size": self.dist.world_size,
@@ -308,6 +322,8 @@ class Trainer:
                 break
             if self.deadline is not None and time.time() >= self.deadline:
                 break
+            if self.time_schedule:
+                self._set_time_lr()
             inputs = batch["input"].to(self.device, non_blocking=True)
             target = prepare_target(batch["target"].to(self.device, non_blocking=True),
                                     config["data"]["rootrel"], root)
@@ -352,6 +368,13 @@ class Trainer:
                                      f"set train.grad_clip")
         return dict(zip(terms, means))
 
+    def _set_time_lr(self) -> None:
+        """``train.lr_schedule=time``: lr * lr_final ** (fraction of train.time_budget_s spent so far)."""
+        t = self.config["train"]
+        spent = min(1.0, max(0.0, (time.time() - self.origin) / t["time_budget_s"]))
+        for group in self.optimizer.param_groups:
+            group["lr"] = t["lr"] * t["lr_final"] ** spent
+
     def evaluate(self, description: str = "eval", loader=None) -> EvalResult:
         """Evaluate the current weights on the evaluation split, or on ``loader`` (call on rank 0)."""
         e = self.config["eval"]
@@ -375,7 +398,8 @@ class Trainer:
         t, e = config["train"], config["eval"]
         start = time.time()
         budget = t["time_budget_s"]
-        self.deadline = None if budget is None else start + budget
+        self.origin = start - self.seconds_before
+        self.deadline = None if budget is None else self.origin + budget
         self.say(f"run folder: {self.run_dir}")
         n_params = sum(p.numel() for p in self.model.parameters())
         processes = f" x {self.dist.world_size} processes" if self.dist.distributed else ""
