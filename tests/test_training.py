@@ -512,6 +512,7 @@ def test_time_budget_counts_the_earlier_invocations_of_a_resumed_run(tmp_path):
     again = load_config(None, augmented_overrides(tmp_path, **{"train.epochs": 3, "train.time_budget_s": spent}))
     resumed = train(again, run_dir=str(run), resume=str(run / "latest.pt"), progress=False)
     assert resumed["global_step"] == 2  # the budget was already spent: no step more (a fresh budget would give 4)
+    assert resumed["wall_seconds"] >= round(spent, 1)  # the run's wall time, not this invocation's
 
 
 def test_a_bundled_run_exports_and_re_evaluates_to_its_own_numbers(tmp_path):

@@ -396,9 +396,8 @@ class Trainer:
         """
         config = self.config
         t, e = config["train"], config["eval"]
-        start = time.time()
         budget = t["time_budget_s"]
-        self.origin = start - self.seconds_before
+        self.origin = time.time() - self.seconds_before
         self.deadline = None if budget is None else self.origin + budget
         self.say(f"run folder: {self.run_dir}")
         n_params = sum(p.numel() for p in self.model.parameters())
@@ -415,12 +414,12 @@ class Trainer:
             baseline = BaselineRun(config, self.run_dir)
             self.say(baseline.start())
         try:
-            return self._fit_loop(start, baseline)
+            return self._fit_loop(baseline)
         finally:
             if baseline is not None:
                 baseline.stop()
 
-    def _fit_loop(self, start: float, baseline: Optional[BaselineRun]) -> Dict[str, Any]:
+    def _fit_loop(self, baseline: Optional[BaselineRun]) -> Dict[str, Any]:
         config = self.config
         t, e = config["train"], config["eval"]
         budget = t["time_budget_s"]
@@ -452,7 +451,8 @@ class Trainer:
         digests = dist_utils.all_gather_object(weights_digest(self.model), self.dist)
         summary: Dict[str, Any] = {}
         if self.dist.is_main:
-            summary = self._finish(last_result, last_eval_epoch, digests, time.time() - start, baseline)
+            # wall time of the whole run: earlier invocations (to their last checkpoint) and this one
+            summary = self._finish(last_result, last_eval_epoch, digests, time.time() - self.origin, baseline)
             self.tb.close()
         dist_utils.barrier(self.dist)
         return summary
