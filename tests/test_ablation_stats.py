@@ -55,8 +55,8 @@ def test_t_quantiles():
 
 
 def test_only_runs_at_the_current_budget_count(monkeypatch):
-    monkeypatch.setitem(ablation.BUDGETS, "tcn", dict(epochs=4, epoch_size=640, batch_size=32))  # 80 steps
-    assert ablation.budget_steps("tcn") == 80
+    monkeypatch.setitem(ablation.BUDGETS, "tcn", dict(epochs=4, epoch_size=640, batch_size=32, lr_decay=0.7))
+    assert ablation.budget_steps("tcn") == 80  # 4 epochs of 640 / 32 steps
     assert "train.batch_size=32" in ablation.budget_overrides("tcn")
     rows = [dict(row("none", 0, 100.0), steps="80"), dict(row("none", 1, 90.0), steps="1024"),
             dict(row("none", 2, 95.0), steps="80.0")]
