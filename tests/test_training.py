@@ -454,6 +454,15 @@ def test_two_process_ddp_on_gloo_completes_and_ranks_agree(h36m_pickle, tmp_path
     assert len(ckpt["rng_states"]) == 2 and ckpt["world_size"] == 2
     # Each rank trains on half of the 20 training clips (4 videos x 5 windows): ceil(10 / 4) = 3 steps, not 5.
     assert ckpt["global_step"] == 3
+    # A learning rate that follows each process's clock would differ between ranks: refused with one line.
+    timed = tmp_path / "ddp_timed"
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", os.path.join(REPO, "train.py"), "--config",
+         str(cfg_path), "--run-dir", str(timed), "--no-progress", "train.lr_schedule=time", "train.time_budget_s=60"],
+        capture_output=True, text=True, timeout=240, env=env, cwd=REPO)
+    assert proc.returncode != 0 and "error: train.lr_schedule=time needs a single process" in proc.stderr
+    assert "Traceback" not in proc.stderr.split("error: train.lr_schedule")[0]
+    assert not (timed / "summary.json").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from ..data.clips import random_flip
 from ..models import build_model, load_checkpoint, load_model_weights, save_checkpoint
 from . import distributed as dist_utils
 from .baseline import BaselineRun, model_name
-from .config import to_yaml
+from .config import ConfigError, to_yaml
 from .datasets import build_datasets
 from ..evaluation import EvalResult, evaluate
 from .objective import PoseObjective
@@ -205,8 +205,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
         self.time_schedule = t["lr_schedule"] == "time"
         if self.time_schedule and self.dist.distributed:
-            raise ValueError("train.lr_schedule=time needs a single process (each process would follow its own "
-                             "clock); use lr_schedule=epoch with torchrun")
+            raise ConfigError("train.lr_schedule=time needs a single process (each process would follow its own "
+                              "clock); use train.lr_schedule=epoch with torchrun")
         # With the time schedule the epoch scheduler is a no-op kept for the checkpoint format; _set_time_lr sets lr.
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
             self.optimizer, gamma=1.0 if self.time_schedule else t["lr_decay"])
