@@ -181,6 +181,19 @@ def test_dataset_batches_follow_the_epoch():
     assert first[0]["input"].shape == (9, 17, 3) and first[0]["res"].tolist() == [2.0, 2.0]
 
 
+def test_reversed_playback_is_the_same_window_backwards(bank):
+    forward = A.WindowSampler()(bank, 16, 81, np.random.default_rng(3))
+    backward = A.WindowSampler(p_reverse=1.0)(bank, 16, 81, np.random.default_rng(3))
+    np.testing.assert_array_equal(backward.clip, forward.clip)
+    np.testing.assert_allclose(backward.root, forward.root[:, ::-1])
+    np.testing.assert_allclose(backward.directions, forward.directions[:, ::-1])
+    half = A.WindowSampler(p_reverse=0.5)(bank, 16, 81, np.random.default_rng(3))
+    flipped = [not np.allclose(half.root[i], forward.root[i]) for i in range(16)]
+    assert 0 < sum(flipped) < 16
+    for i in range(16):  # each window is either the forward one or its reverse
+        np.testing.assert_allclose(half.root[i], forward.root[i, ::-1] if flipped[i] else forward.root[i])
+
+
 def test_augment_options_are_checked():
     with pytest.raises(ValueError, match="unknown augmentation"):
         A.AugmentConfig.from_options({"zoom": {}})
@@ -188,6 +201,8 @@ def test_augment_options_are_checked():
         A.AugmentConfig.from_options({"splice": {"q": 1}})
     assert A.AugmentConfig.from_options({"splice": None}).splice is None
     assert A.AugmentConfig.from_options({"splice": {"p": 0.7}}).splice.p == 0.7
+    with pytest.raises(ValueError, match=r"'window': p_reverse must be in \[0, 1\]; got 1.5"):
+        A.AugmentConfig.from_options({"window": {"p_reverse": 1.5}})
 
 
 # --- the classic lifters -------------------------------------------------------------------------------------------

@@ -575,6 +575,15 @@ def test_validation_holdout_keeps_the_test_actions_and_the_validation_clips_out_
         build_datasets(load_config(None, augmented_overrides("unused", **{"data.options": json.dumps(bad)})))
 
 
+def test_bad_augmentation_settings_are_config_errors_naming_data_options(tmp_path, capsys):
+    options = {"epoch_size": 8, "wild_draws": 1, "augment": {"window": {"p_reverse": 1.5}}}
+    overrides = augmented_overrides(tmp_path, **{"data.options": json.dumps(options)})
+    assert cli_main(["--config", os.path.join(REPO, "configs", "default.yaml"), *overrides, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: data.options: augmentation 'window': p_reverse must be in [0, 1]; got 1.5"
+    assert not any(tmp_path.iterdir())  # no run directory left behind
+
+
 def test_baseline_trains_beside_the_model_on_the_same_data_without_rank_losses(tmp_path, capsys):
     baseline = {"preset": "simple_baseline", "width": 16}
     config = load_config(None, augmented_overrides(tmp_path, baseline=json.dumps(baseline)))

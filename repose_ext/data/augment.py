@@ -6,7 +6,8 @@ NumPy (no loop over samples, frames or joints):
 
 1. :class:`WindowSampler`: a clip (chosen in proportion to its length), a start and a playback speed (0.5-2x, log
    uniform); poses between mocap frames are interpolated on bone directions (normalised linear interpolation), so
-   bone lengths never change; a window longer than the clip plays it back and forth.
+   bone lengths never change; a window longer than the clip plays it back and forth. Optionally
+   (``p_reverse``, off by default) a window is played backwards.
 2. :class:`Splice`: the upper body (spine up) of another sample's motion on this sample's lower body, turned so
    both pelvises face the same way (PoseAug-style recombination).
 3. :class:`JointAnglePerturbation`: every bone direction turned by a random small rotation (up to 8 degrees for the
@@ -174,9 +175,15 @@ class MotionBank:
 
 @dataclasses.dataclass(frozen=True)
 class WindowSampler:
-    """Windows of ``n_frames`` at a random playback speed (log uniform in ``speed_range``)."""
+    """Windows of ``n_frames`` at a random playback speed (log uniform in ``speed_range``), played backwards
+    with probability ``p_reverse``."""
 
     speed_range: Tuple[float, float] = (0.5, 2.0)
+    p_reverse: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.p_reverse <= 1.0:
+            raise ValueError(f"augmentation 'window': p_reverse must be in [0, 1]; got {self.p_reverse!r}")
 
     def __call__(self, bank: MotionBank, batch: int, n_frames: int, rng: np.random.Generator) -> Motion:
         clip = rng.choice(len(bank.names), size=batch, p=bank.frames / bank.frames.sum())
@@ -186,6 +193,8 @@ class WindowSampler:
         room = np.maximum(bank.frames[clip] - 1 - span, 0.0)
         start = rng.uniform(0.0, 1.0, size=batch) * room
         time = start[:, None] + speed[:, None] * np.arange(n_frames)[None, :]
+        backwards = rng.random(batch) < self.p_reverse  # drawn last: p_reverse = 0 leaves every other draw as it was
+        time = np.where(backwards[:, None], time[:, ::-1], time)
         root, d = bank.gather(clip, time)
         lengths = np.broadcast_to(bank.base_lengths, (batch, len(bank.base_lengths))).copy()
         return Motion(root=root, directions=d, lengths=lengths, clip=clip)

@@ -149,8 +149,11 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
         draws = options.get("wild_draws", 8)
         train_clips = TRAIN_CLIPS if holdout == "test" else tuple(c for c in TRAIN_CLIPS if c not in VALIDATION_CLIPS)
         if need_train:
-            train = AugmentedMocapDataset(n_frames, epoch_size=options.get("epoch_size", 4096), seed=seed,
-                                          augment=options.get("augment"), clips=train_clips)
+            try:
+                train = AugmentedMocapDataset(n_frames, epoch_size=options.get("epoch_size", 4096), seed=seed,
+                                              augment=options.get("augment"), clips=train_clips)
+            except ValueError as exc:  # a bad epoch_size, seed or augmentation setting
+                raise ConfigError(f"data.options: {exc}") from None
         if holdout == "test":
             test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), seed=seed,
                                          input_norm="pose")
