@@ -91,6 +91,20 @@ def test_overrides_are_parsed_as_yaml_and_nested():
     assert config["train"]["lr"] == DEFAULTS["train"]["lr"]  # untouched keys keep their defaults
 
 
+def test_overrides_of_a_free_form_section_merge_at_every_depth(tmp_path):
+    """Two overrides under one nested free-form mapping keep both (the second used to replace the first's mapping
+    silently), and an override leaves the file's other settings of that mapping alone; null still switches off."""
+    config = load_config(None, ["data.options.augment.window.p_reverse=0.5", "data.options.augment.splice.p=0.6",
+                                "data.options.augment.window.speed_range=[1, 2]"])
+    assert config["data"]["options"]["augment"] == {"window": {"p_reverse": 0.5, "speed_range": [1, 2]},
+                                                    "splice": {"p": 0.6}}
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  options:\n    augment:\n      window: {p_reverse: 0.5}\n      splice: {p: 0.1}\n")
+    config = load_config(str(path), ["data.options.augment.splice.p=0.6", "data.options.augment.detector=null"])
+    assert config["data"]["options"]["augment"] == {"window": {"p_reverse": 0.5}, "splice": {"p": 0.6},
+                                                    "detector": None}
+
+
 @pytest.mark.parametrize("override, words", [
     ("train.epoch=3", ["train.epoch", "epochs"]),  # unknown key: names it and the valid ones
     ("train.lr=-1", ["train.lr", "> 0", "-1"]),

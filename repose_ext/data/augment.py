@@ -11,7 +11,8 @@ NumPy (no loop over samples, frames or joints):
 2. :class:`Splice`: the upper body (spine up) of another sample's motion on this sample's lower body, turned so
    both pelvises face the same way (PoseAug-style recombination).
 3. :class:`JointAnglePerturbation`: every bone direction turned by a random small rotation (up to 8 degrees for the
-   torso and head, 15 for limbs), constant over the sample, so the joint angles change within plausible limits.
+   torso and head, 15 for limbs), constant over the sample, so the joint angles change within plausible limits;
+   optionally (``sway_deg``, off by default) a second turn that oscillates over time, which changes the motion.
 4. :class:`BodyShape`: a global scale (0.8-1.2) and per-bone length changes (+-12 %, left and right alike); the
    pose is rebuilt by forward kinematics, so one sample is one consistent person over time.
 5. :class:`RootTrajectory`: the pelvis's horizontal path scaled (0.5-1.5x) and, half the time, a constant drift of
@@ -227,12 +228,28 @@ class Splice:
 
 @dataclasses.dataclass(frozen=True)
 class JointAnglePerturbation:
-    """Every bone direction turned about a random axis by up to ``limb_deg`` (``torso_deg`` for torso and head)."""
+    """Every bone direction turned about a random axis by up to ``limb_deg`` (``torso_deg`` for torso and head).
+
+    With ``sway_deg`` > 0 (off by default) each bone also sways about a second random axis, by an angle that
+    oscillates over time: amplitude up to ``sway_deg`` for limbs (scaled by ``torso_deg / limb_deg`` for torso and
+    head), frequency log uniform in ``sway_hz``, random phase. That changes the motion, not only the pose: a
+    temporal lifter sees limb trajectories the recordings do not have, still smooth and with constant bone lengths.
+    """
 
     limb_deg: float = 15.0
     torso_deg: float = 8.0
+    sway_deg: float = 0.0
+    sway_hz: Tuple[float, float] = (0.25, 1.5)
 
-    def __call__(self, motion: Motion, rng: np.random.Generator) -> Motion:
+    def __post_init__(self):
+        if not self.sway_deg >= 0.0:
+            raise ValueError(f"augmentation 'angles': sway_deg must be >= 0; got {self.sway_deg!r}")
+        lo, hi = self.sway_hz
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"augmentation 'angles': sway_hz must be (low, high) with 0 < low <= high; "
+                             f"got {self.sway_hz!r}")
+
+    def __call__(self, motion: Motion, fps: float, rng: np.random.Generator) -> Motion:
         b, bones = motion.lengths.shape
         axis = rng.standard_normal((b, bones, 3))
         axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
@@ -241,6 +258,18 @@ class JointAnglePerturbation:
         angle = np.deg2rad(rng.uniform(0.0, 1.0, (b, bones)) * limit)
         rot = _rotation(axis, angle)  # (B, 16, 3, 3)
         d = np.einsum("bkij,btkj->btki", rot, motion.directions)
+        if self.sway_deg > 0:  # drawn after the constant turn: sway_deg = 0 leaves every draw as it was
+            t = motion.directions.shape[1]
+            axis = rng.standard_normal((b, 1, bones, 3))
+            axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+            amplitude = np.deg2rad(rng.uniform(0.0, 1.0, (b, bones)) * limit * (self.sway_deg / self.limb_deg))
+            hz = np.exp(rng.uniform(np.log(self.sway_hz[0]), np.log(self.sway_hz[1]), (b, bones)))
+            phase = rng.uniform(0.0, 2 * np.pi, (b, bones))
+            seconds = np.arange(t)[None, :, None] / fps
+            theta = amplitude[:, None] * np.sin(2 * np.pi * hz[:, None] * seconds + phase[:, None])  # (B, T, 16)
+            cos, sin = np.cos(theta)[..., None], np.sin(theta)[..., None]
+            # Rodrigues on the vectors: d cos + (axis x d) sin + axis (axis . d)(1 - cos)
+            d = d * cos + np.cross(axis, d) * sin + axis * np.sum(axis * d, -1, keepdims=True) * (1 - cos)
         return dataclasses.replace(motion, directions=d)
 
 
@@ -552,7 +581,7 @@ def augmented_views(bank: MotionBank, batch: int, n_frames: int, config: Augment
     if config.splice is not None:
         motion = config.splice(motion, rngs["splice"])
     if config.angles is not None:
-        motion = config.angles(motion, rngs["angles"])
+        motion = config.angles(motion, bank.fps, rngs["angles"])
     if config.body is not None:
         motion = config.body(motion, rngs["body"])
     if config.trajectory is not None:
