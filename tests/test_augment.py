@@ -194,6 +194,30 @@ def test_reversed_playback_is_the_same_window_backwards(bank):
         np.testing.assert_allclose(half.root[i], forward.root[i, ::-1] if flipped[i] else forward.root[i])
 
 
+def test_joint_angle_sway_is_bounded_smooth_and_changes_the_motion(bank):
+    """A static pose swayed (no constant turn): bone lengths stay 1, each bone stays within sway_deg of its
+    original direction (half for torso and head), moves between frames no faster than the highest frequency allows,
+    and the deviation changes over time."""
+    fps, t, b = 50.0, 120, 8
+    pose = bank.directions[:1][None]  # (1, 1, 16, 3): one recorded frame
+    motion = A.Motion(root=np.zeros((b, t, 3)), directions=np.broadcast_to(pose, (b, t, 16, 3)).copy(),
+                      lengths=np.ones((b, 16)), clip=np.zeros(b, dtype=int))
+    sway = A.JointAnglePerturbation(limb_deg=0.0, torso_deg=0.0, sway_deg=20.0, sway_hz=(0.5, 1.5))
+    d = sway(motion, fps, np.random.default_rng(0)).directions
+    np.testing.assert_allclose(np.linalg.norm(d, axis=-1), 1.0, atol=1e-12)
+    off = np.degrees(np.arccos(np.clip(np.sum(d * motion.directions, -1), -1, 1)))  # (B, T, 16)
+    limit = np.full(16, 20.0)
+    limit[[0, 3, 6, 7, 8, 9, 10, 13]] = 10.0  # pelvis-hips, spine, thorax, neck, head, shoulders
+    assert np.all(off <= limit + 1e-6)
+    step = np.degrees(np.arccos(np.clip(np.sum(d[:, 1:] * d[:, :-1], -1), -1, 1)))
+    assert step.max() <= 2 * np.pi * 1.5 * 20.0 / fps + 1e-6  # |d theta / dt| <= 2 pi f A
+    assert np.mean(off.std(axis=1) > 0.5) > 0.6  # the turn changes over time for most bones (random amplitudes)
+    still = A.JointAnglePerturbation(limb_deg=0.0, torso_deg=0.0)(motion, fps, np.random.default_rng(0))
+    np.testing.assert_allclose(still.directions, motion.directions, atol=1e-12)
+    with pytest.raises(ValueError, match="sway_deg must be >= 0; got -1"):
+        A.AugmentConfig.from_options({"angles": {"sway_deg": -1}})
+
+
 def test_augment_options_are_checked():
     with pytest.raises(ValueError, match="unknown augmentation"):
         A.AugmentConfig.from_options({"zoom": {}})

@@ -231,8 +231,8 @@ class JointAnglePerturbation:
     """Every bone direction turned about a random axis by up to ``limb_deg`` (``torso_deg`` for torso and head).
 
     With ``sway_deg`` > 0 (off by default) each bone also sways about a second random axis, by an angle that
-    oscillates over time: amplitude up to ``sway_deg`` for limbs (scaled by ``torso_deg / limb_deg`` for torso and
-    head), frequency log uniform in ``sway_hz``, random phase. That changes the motion, not only the pose: a
+    oscillates over time: amplitude up to ``sway_deg`` for limbs (half that for torso and head), frequency log
+    uniform in ``sway_hz``, random phase. That changes the motion, not only the pose: a
     temporal lifter sees limb trajectories the recordings do not have, still smooth and with constant bone lengths.
     """
 
@@ -262,7 +262,9 @@ class JointAnglePerturbation:
             t = motion.directions.shape[1]
             axis = rng.standard_normal((b, 1, bones, 3))
             axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
-            amplitude = np.deg2rad(rng.uniform(0.0, 1.0, (b, bones)) * limit * (self.sway_deg / self.limb_deg))
+            sway = np.full(bones, self.sway_deg)
+            sway[_TORSO_BONES] /= 2
+            amplitude = np.deg2rad(rng.uniform(0.0, 1.0, (b, bones)) * sway)
             hz = np.exp(rng.uniform(np.log(self.sway_hz[0]), np.log(self.sway_hz[1]), (b, bones)))
             phase = rng.uniform(0.0, 2 * np.pi, (b, bones))
             seconds = np.arange(t)[None, :, None] / fps
