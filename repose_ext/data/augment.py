@@ -182,10 +182,6 @@ class WindowSampler:
     speed_range: Tuple[float, float] = (0.5, 2.0)
     p_reverse: float = 0.0
 
-    def __post_init__(self):
-        if not 0.0 <= self.p_reverse <= 1.0:
-            raise ValueError(f"augmentation 'window': p_reverse must be in [0, 1]; got {self.p_reverse!r}")
-
     def __call__(self, bank: MotionBank, batch: int, n_frames: int, rng: np.random.Generator) -> Motion:
         clip = rng.choice(len(bank.names), size=batch, p=bank.frames / bank.frames.sum())
         lo, hi = np.log(self.speed_range[0]), np.log(self.speed_range[1])
@@ -240,14 +236,6 @@ class JointAnglePerturbation:
     torso_deg: float = 8.0
     sway_deg: float = 0.0
     sway_hz: Tuple[float, float] = (0.25, 1.5)
-
-    def __post_init__(self):
-        if not self.sway_deg >= 0.0:
-            raise ValueError(f"augmentation 'angles': sway_deg must be >= 0; got {self.sway_deg!r}")
-        lo, hi = self.sway_hz
-        if not 0.0 < lo <= hi:
-            raise ValueError(f"augmentation 'angles': sway_hz must be (low, high) with 0 < low <= high; "
-                             f"got {self.sway_hz!r}")
 
     def __call__(self, motion: Motion, fps: float, rng: np.random.Generator) -> Motion:
         b, bones = motion.lengths.shape
@@ -478,6 +466,34 @@ class DetectorErrors:
         return np.where(clean[..., None], points, noisy), np.where(clean, 1.0, score)
 
 
+#: Ranges drawn log uniform: their lower end must be above 0.
+_LOG_RANGES = ("speed_range", "sway_hz")
+
+
+def _check_settings(name: str, transform) -> None:
+    """Refuse settings no draw can use, by the naming rules of the transforms: ``p`` and ``p_*`` are
+    probabilities in [0, 1]; ``*_deg`` are angles >= 0; ``*_range`` and ``*_hz`` are (low, high) with
+    0 <= low <= high (0 < low where drawn log uniform). Raises ValueError naming the augmentation and setting."""
+    def number(v):
+        return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
+
+    for field in dataclasses.fields(transform):
+        key, value = field.name, getattr(transform, field.name)
+        where = f"augmentation {name!r}: {key}"
+        if key == "p" or key.startswith("p_"):
+            if not (number(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{where} must be in [0, 1]; got {value!r}")
+        elif key.endswith("_deg"):
+            if not (number(value) and value >= 0.0):
+                raise ValueError(f"{where} must be a number >= 0 (degrees); got {value!r}")
+        elif key.endswith("_range") or key.endswith("_hz"):
+            low = "0 < low" if key in _LOG_RANGES else "0 <= low"
+            ok = (isinstance(value, tuple) and len(value) == 2 and all(number(v) for v in value)
+                  and (0.0 < value[0] if key in _LOG_RANGES else 0.0 <= value[0]) and value[0] <= value[1])
+            if not ok:
+                raise ValueError(f"{where} must be a pair [low, high] with {low} <= high; got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
     """The transforms of :func:`augmented_views`; ``None`` switches one off."""
@@ -491,6 +507,12 @@ class AugmentConfig:
     mirror: Optional[Mirror] = Mirror()
     camera: RandomCamera = RandomCamera()
     detector: Optional[DetectorErrors] = DetectorErrors()
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            transform = getattr(self, field.name)
+            if transform is not None:
+                _check_settings(field.name, transform)
 
     @classmethod
     def from_options(cls, options: Optional[Dict] = None) -> "AugmentConfig":
