@@ -202,7 +202,7 @@ def test_joint_angle_sway_is_bounded_smooth_and_changes_the_motion(bank):
     pose = bank.directions[:1][None]  # (1, 1, 16, 3): one recorded frame
     motion = A.Motion(root=np.zeros((b, t, 3)), directions=np.broadcast_to(pose, (b, t, 16, 3)).copy(),
                       lengths=np.ones((b, 16)), clip=np.zeros(b, dtype=int))
-    sway = A.JointAnglePerturbation(limb_deg=0.0, torso_deg=0.0, sway_deg=20.0, sway_hz=(0.5, 1.5))
+    sway = A.JointAnglePerturbation(limb_deg=0, torso_deg=0, sway_deg=20, sway_hz=(0.5, 1.5))  # ints, as YAML gives
     d = sway(motion, fps, np.random.default_rng(0)).directions
     np.testing.assert_allclose(np.linalg.norm(d, axis=-1), 1.0, atol=1e-12)
     off = np.degrees(np.arccos(np.clip(np.sum(d * motion.directions, -1), -1, 1)))  # (B, T, 16)

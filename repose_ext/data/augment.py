@@ -250,7 +250,7 @@ class JointAnglePerturbation:
             t = motion.directions.shape[1]
             axis = rng.standard_normal((b, 1, bones, 3))
             axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
-            sway = np.full(bones, self.sway_deg)
+            sway = np.full(bones, float(self.sway_deg))
             sway[_TORSO_BONES] /= 2
             amplitude = np.deg2rad(rng.uniform(0.0, 1.0, (b, bones)) * sway)
             hz = np.exp(rng.uniform(np.log(self.sway_hz[0]), np.log(self.sway_hz[1]), (b, bones)))
