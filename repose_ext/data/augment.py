@@ -19,9 +19,9 @@ NumPy (no loop over samples, frames or joints):
    up to 1.5 m/s added: subjects walk across the frame. :class:`RotateVertical`: any heading.
    :class:`Mirror`: a left/right mirror image of the motion.
 6. :class:`RandomCamera`: a static camera 2.5-12 m from the subject (horizontally), 0.2-3 m high, focal length
-   400-2500 px (at least half the image's longer side: no field of view over 90 degrees), image 1000x1000, 1920x1080, 1080x1920, 1280x720 or 640x480, aimed so that the subject's mean
-   position lands anywhere within 90 % of the image (so parts of the body may leave it); it does not follow the
-   subject.
+   400-2500 px (at least half the image's longer side: no field of view over 90 degrees), image 1000x1000,
+   1920x1080, 1080x1920, 1280x720 or 640x480, aimed so that the subject's mean position lands anywhere within 90 %
+   of the image (so parts of the body may leave it); it does not follow the subject.
 7. :class:`DetectorErrors`: clean 2D (exact projection, confidence 1) for a fraction of samples, else the errors
    of real detectors: jitter proportional to the person's size in the image, left/right swaps of arms or legs for
    a few frames, dropped joints (confidence 0), whole missed frames, outliers, and noisier, less confident joints
