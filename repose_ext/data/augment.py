@@ -488,10 +488,11 @@ def _check_settings(name: str, transform) -> None:
             if not (number(value) and value >= 0.0):
                 raise ValueError(f"{where} must be a number >= 0 (degrees); got {value!r}")
         elif key.endswith("_range") or key.endswith("_hz"):
-            low = "0 < low" if key in _LOG_RANGES else "0 <= low"
+            log = key in _LOG_RANGES
             ok = (isinstance(value, tuple) and len(value) == 2 and all(number(v) for v in value)
-                  and (0.0 < value[0] if key in _LOG_RANGES else 0.0 <= value[0]) and value[0] <= value[1])
+                  and (0.0 < value[0] if log else 0.0 <= value[0]) and value[0] <= value[1])
             if not ok:
+                low = "0 < low" if log else "0 <= low"
                 raise ValueError(f"{where} must be a pair [low, high] with {low} <= high; got {value!r}")
 
 

@@ -151,19 +151,9 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], path: str = "") ->
                 raise ConfigError(f"config key {full!r} must be a mapping (a section); got {value!r}")
             out[key] = merge(out[key], value, full)
         elif isinstance(out.get(key), dict) and isinstance(value, Mapping):
-            out[key] = _merge_free(out[key], value)  # free-form section: merged at every depth, no key checks
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _merge_free(base: Mapping[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
-    """``update`` merged into a copy of ``base`` at every depth (a nested mapping updates, never replaces, the one
-    it meets: ``augment.window.p_reverse`` and then ``augment.splice.p`` keep both)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in update.items():
-        if isinstance(out.get(key), dict) and isinstance(value, Mapping):
-            out[key] = _merge_free(out[key], value)
+            # Free-form section: merged at every depth without key checks (everything under it is free), so
+            # augment.window.p_reverse and then augment.splice.p keep both.
+            out[key] = merge(out[key], value, full)
         else:
             out[key] = copy.deepcopy(value)
     return out
