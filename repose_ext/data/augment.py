@@ -47,7 +47,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .clips import ClipDataset
-from .normalization import normalize_keypoints, normalize_target
+from .normalization import check_scale_frames, normalize_keypoints, normalize_target
 from .skeleton import H36M_LEFT, H36M_PARENTS, H36M_RIGHT, H36M_SKELETON
 from .synthetic_views import _JOINT_NOISE_SCALE, TEST_CLIPS, TRAIN_CLIPS, load_mocap, self_occlusion
 
@@ -550,8 +550,10 @@ _STREAMS = ("window", "splice", "angles", "body", "trajectory", "rotate", "mirro
 
 
 def render_views(joints: np.ndarray, cameras: Cameras, detector: Optional[DetectorErrors],
-                 rng: Optional[np.random.Generator], geometry_dtype=np.float64) -> Dict[str, np.ndarray]:
-    """Film world joints with cameras and make the lifter's sample arrays.
+                 rng: Optional[np.random.Generator], geometry_dtype=np.float64,
+                 scale_frames: int = 1) -> Dict[str, np.ndarray]:
+    """Film world joints with cameras and make the lifter's sample arrays (input normalised by
+    :func:`normalize_keypoints` with ``scale_frames``).
 
     ``geometry_dtype`` is the precision of the self-occlusion test (:func:`self_occlusion`): float32 for
     training samples (60 % of a batch's generation time in float64), float64 for the fixed evaluation splits.
@@ -572,7 +574,7 @@ def render_views(joints: np.ndarray, cameras: Cameras, detector: Optional[Detect
         keypoints, scores = points, np.ones((b, t, NUM_JOINTS))
     else:
         keypoints, scores = detector(points, hidden, cameras.size, rng)
-    inputs, size = normalize_keypoints(keypoints, scores)
+    inputs, size = normalize_keypoints(keypoints, scores, scale_frames=scale_frames)
     target, factor = normalize_target(cam, size, cameras.focal[:, None])
     return {
         "input": inputs,
@@ -588,7 +590,7 @@ def render_views(joints: np.ndarray, cameras: Cameras, detector: Optional[Detect
 
 
 def augmented_views(bank: MotionBank, batch: int, n_frames: int, config: AugmentConfig,
-                    seed: Sequence[int]) -> Dict[str, np.ndarray]:
+                    seed: Sequence[int], scale_frames: int = 1) -> Dict[str, np.ndarray]:
     """One batch of augmented training samples (see the module docstring).
 
     Args:
@@ -598,6 +600,7 @@ def augmented_views(bank: MotionBank, batch: int, n_frames: int, config: Augment
         config: the transforms.
         seed: integers that seed the batch; each transform draws from its own generator seeded with
             ``(*seed, k)``, so switching one transform off does not change what the others draw.
+        scale_frames: see :func:`normalize_keypoints`.
 
     Returns:
         The dict of :func:`render_views`, plus "world" (B, T, 17, 3) world joints and "lengths" (B, 16).
@@ -618,7 +621,8 @@ def augmented_views(bank: MotionBank, batch: int, n_frames: int, config: Augment
     if config.mirror is not None:
         joints = config.mirror(joints, rngs["mirror"])
     cameras = config.camera(joints, rngs["camera"])
-    out = render_views(joints, cameras, config.detector, rngs["detector"], geometry_dtype=np.float32)
+    out = render_views(joints, cameras, config.detector, rngs["detector"], geometry_dtype=np.float32,
+                       scale_frames=scale_frames)
     out["world"] = joints
     out["lengths"] = motion.lengths
     return out
@@ -642,7 +646,7 @@ class AugmentedMocapDataset(Dataset):
     """
 
     def __init__(self, n_frames: int = 27, epoch_size: int = 4096, clips: Sequence[str] = TRAIN_CLIPS,
-                 seed: int = 0, augment: Optional[Dict] = None):
+                 seed: int = 0, augment: Optional[Dict] = None, scale_frames: int = 1):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int; got {seed!r}")
         if not isinstance(epoch_size, int) or epoch_size < 1:
@@ -656,6 +660,7 @@ class AugmentedMocapDataset(Dataset):
         self.epoch_size = epoch_size
         self.seed = seed
         self.config = AugmentConfig.from_options(augment)
+        self.scale_frames = check_scale_frames(scale_frames)
         self.epoch = 0
         self.skeleton = H36M_SKELETON
 
@@ -669,7 +674,7 @@ class AugmentedMocapDataset(Dataset):
     def __getitems__(self, indices: List[int]) -> List[Dict[str, torch.Tensor]]:
         indices = [int(i) for i in indices]
         out = augmented_views(self.bank, len(indices), self.n_frames, self.config,
-                              (self.seed, self.epoch, indices[0], len(indices)))
+                              (self.seed, self.epoch, indices[0], len(indices)), self.scale_frames)
         tensors = {k: torch.from_numpy(np.ascontiguousarray(out[k])) for k in ("input", "target", "factor",
                                                                                 "occluded")}
         res = torch.full((2,), 2.0)
@@ -682,7 +687,7 @@ class AugmentedMocapDataset(Dataset):
 
 def wild_views(n_frames: int = 27, stride: Optional[int] = None, *, noisy: bool = True,
                clips: Sequence[str] = TEST_CLIPS, draws: int = 8, seed: int = 20261202,
-               tail: str = "cover") -> ClipDataset:
+               tail: str = "cover", scale_frames: int = 1) -> ClipDataset:
     """The "wild" evaluation split: held-out actions as other people, filmed by other cameras.
 
     Each clip is played whole at its own speed, ``draws`` times, each time with a body (:class:`BodyShape`), a
@@ -709,7 +714,7 @@ def wild_views(n_frames: int = 27, stride: Optional[int] = None, *, noisy: bool 
             motion = config.trajectory(motion, fps, rngs["trajectory"])
             joints = config.mirror(config.rotate(motion.joints(), rngs["rotate"]), rngs["mirror"])
             cameras = config.camera(joints, rngs["camera"])
-            out = render_views(joints, cameras, detector, rngs["detector"])
+            out = render_views(joints, cameras, detector, rngs["detector"], scale_frames=scale_frames)
             for key in ("input", "target", "factor", "occluded"):
                 parts[key].append(out[key][0])
             parts["source"].append(np.full(n, f"{clip}_wild{k:02d}"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "PELVIS_JOINTS",
+    "check_scale_frames",
     "denormalize_image_coordinates",
     "normalize_image_coordinates",
     "normalize_keypoints",
@@ -102,7 +103,7 @@ def normalized_to_millimetres(pose_n, w, h, factor):
     return px * factor[..., None] if hasattr(factor, "shape") and len(factor.shape) > 0 else px * factor
 
 
-def normalize_keypoints(keypoints, scores, centre_joints=PELVIS_JOINTS, min_joints=4):
+def normalize_keypoints(keypoints, scores, centre_joints=PELVIS_JOINTS, min_joints=4, scale_frames=1):
     """Pixel keypoints to the lifters' camera-free input: centred on the pelvis, divided by the pose's 2D size.
 
     The one input normalisation of the generalising lifters, used at training (:mod:`repose_ext.data.augment`)
@@ -114,7 +115,11 @@ def normalize_keypoints(keypoints, scores, centre_joints=PELVIS_JOINTS, min_join
     * ``x_n = (x - o) / s``; joints with ``c = 0`` (missing) get ``x_n = 0``;
     * a frame with fewer than ``min_joints`` confident joints (a missed detection) takes ``s`` from the nearest
       frame of its clip that has enough (the time axis is the one before the joints), or ``s = 1`` when no frame
-      has; such a frame's joints with ``c > 0`` are still centred and scaled, the others are 0.
+      has; such a frame's joints with ``c > 0`` are still centred and scaled, the others are 0;
+    * with ``scale_frames`` > 1 (odd), each frame is divided instead by the median ``s`` of the frames with
+      enough joints within ``scale_frames // 2`` frames of it (fewer at the ends of the time axis), so the
+      scale changes slowly over time: a limb that turns towards the camera looks shorter than in the frames
+      around it, as it does in the image, where with ``scale_frames = 1`` each frame has unit size.
 
     No focal length or image size is needed: a pose looks the same to the lifter whatever camera filmed it.
     The 3D target of a lifter trained on this input is in the same units: camera-space millimetres, root-relative,
@@ -125,6 +130,7 @@ def normalize_keypoints(keypoints, scores, centre_joints=PELVIS_JOINTS, min_join
         scores: confidences in [0, 1].
         centre_joints: joints that define the centre.
         min_joints: confident joints a frame needs to define its own size.
+        scale_frames: odd number of frames whose median 2D size divides each frame (1: each frame its own).
 
     Returns:
         ``(inputs, size)``: inputs (..., J, 3) float32 (x_n, y_n, confidence) and size (...,) float64 pixels.
@@ -134,6 +140,7 @@ def normalize_keypoints(keypoints, scores, centre_joints=PELVIS_JOINTS, min_join
     """
     import numpy as np
 
+    check_scale_frames(scale_frames)
     kp = np.asarray(keypoints, dtype=np.float64)
     c = np.asarray(scores, dtype=np.float64)
     if kp.ndim < 2 or kp.shape[-1] != 2:
@@ -154,10 +161,35 @@ def normalize_keypoints(keypoints, scores, centre_joints=PELVIS_JOINTS, min_join
     size = np.sqrt(var)
     ok = ((c > 0).sum(-1) >= min_joints) & (size > 1e-6)
     if size.ndim >= 1 and size.shape[-1] > 0:
+        if scale_frames > 1:
+            size = np.where(ok, _window_median(np.where(ok, size, np.nan), scale_frames), size)
         size = _nearest_valid(size, ok)
     size = np.where(np.isfinite(size) & (size > 1e-6), size, 1.0)
     xy = np.where((c > 0)[..., None], offset / size[..., None, None], 0.0)
     return np.concatenate([xy, c[..., None]], axis=-1).astype(np.float32), size
+
+
+def check_scale_frames(scale_frames) -> int:
+    """``scale_frames`` of :func:`normalize_keypoints` if it is an odd positive int, else a ValueError."""
+    if isinstance(scale_frames, bool) or not isinstance(scale_frames, int) or scale_frames < 1 \
+            or scale_frames % 2 == 0:
+        raise ValueError(f"scale_frames must be an odd positive int; got {scale_frames!r}")
+    return scale_frames
+
+
+def _window_median(values, frames):
+    """Along the last axis, the median of the finite values within ``frames // 2`` of each position (NaN where
+    there are none)."""
+    import warnings
+
+    import numpy as np
+
+    half = frames // 2
+    pad = [(0, 0)] * (values.ndim - 1) + [(half, half)]
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(values, pad, constant_values=np.nan), frames, axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: NaN, handled by the caller
+        return np.nanmedian(windows, axis=-1)
 
 
 def _nearest_valid(values, ok):

@@ -137,7 +137,7 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
         # wild_draws (people and cameras per held-out clip in the wild split), holdout ("test": train on the 12
         # training clips, score the 3 test actions; "validation": train on 9 of them and score the other 3 as
         # other people and cameras, for choosing settings without looking at the test actions).
-        known = {"epoch_size", "seed", "augment", "wild_draws", "holdout"}
+        known = {"epoch_size", "seed", "augment", "wild_draws", "holdout", "scale_frames"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"data.options {unknown} unknown for mocap_augmented; expected a subset of "
@@ -147,21 +147,25 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
             raise ConfigError(f"data.options.holdout must be 'test' or 'validation'; got {holdout!r}")
         seed = options.get("seed", 0)
         draws = options.get("wild_draws", 8)
+        scale = options.get("scale_frames", 1)
         train_clips = TRAIN_CLIPS if holdout == "test" else tuple(c for c in TRAIN_CLIPS if c not in VALIDATION_CLIPS)
         if need_train:
             try:
                 train = AugmentedMocapDataset(n_frames, epoch_size=options.get("epoch_size", 4096), seed=seed,
-                                              augment=options.get("augment"), clips=train_clips)
+                                              augment=options.get("augment"), clips=train_clips,
+                                              scale_frames=scale)
             except ValueError as exc:  # a bad epoch_size, seed or augmentation setting
                 raise ConfigError(f"data.options: {exc}") from None
         if holdout == "test":
             test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), seed=seed,
                                          input_norm="pose")
-            extra = {f"wild_{kind}": wild_views(n_frames, data["test_stride"], noisy=kind == "noisy", draws=draws)
+            extra = {f"wild_{kind}": wild_views(n_frames, data["test_stride"], noisy=kind == "noisy", draws=draws,
+                                                scale_frames=scale)
                      for kind in ("clean", "noisy")}
             test_name = "studio"
         else:
-            test, noisy = (wild_views(n_frames, data["test_stride"], noisy=noisy, clips=VALIDATION_CLIPS, draws=draws)
+            test, noisy = (wild_views(n_frames, data["test_stride"], noisy=noisy, clips=VALIDATION_CLIPS, draws=draws,
+                                      scale_frames=scale)
                            for noisy in (False, True))
             extra, test_name = {"val_noisy": noisy}, "val_clean"
     elif name == "h36m_motionbert":
