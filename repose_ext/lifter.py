@@ -36,7 +36,7 @@ import torch
 from ._atomic import atomic_write
 from .data.augment import bones_of
 from .data.clips import flip_pose
-from .data.normalization import normalize_image_coordinates, normalize_keypoints
+from .data.normalization import check_scale_frames, normalize_image_coordinates, normalize_keypoints
 from .data.skeleton import H36M_JOINT_NAMES, H36M_LEFT, H36M_RIGHT
 from .keypoints.formats import FORMATS, to_h36m17
 from .keypoints.readers import (Detections, KeypointInputError, from_array, positive_number, read_detections,
@@ -44,7 +44,7 @@ from .keypoints.readers import (Detections, KeypointInputError, from_array, posi
 from .keypoints.tracking import select_tracks, track_series
 from .models import build_model
 from .models.checkpoint import load_checkpoint, load_model_weights
-from .training.datasets import input_norm
+from .training.datasets import input_norm, pose_scale_frames
 
 DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(__file__), "assets", "default_model.pt")
 NUM_JOINTS = 17
@@ -173,6 +173,10 @@ class Lifter:
             raise KeypointInputError(f"--checkpoint {path}: holds non-finite weights")
         self.model.to(self.device).eval()
         self.input_norm = input_norm(config)
+        try:
+            self.scale_frames = check_scale_frames(pose_scale_frames(config))
+        except ValueError as exc:
+            raise KeypointInputError(f"--checkpoint {path}: data.options: {exc}") from None
         self.window = None if self.model.maxlen is None else min(
             int((config.get("data") or {}).get("n_frames") or self.model.maxlen), self.model.maxlen)
         self.flip_test = flip_test
@@ -255,7 +259,7 @@ class Lifter:
         if (sc > 0).sum() == 0:
             raise KeypointInputError("no keypoint has a confidence above 0: nothing to lift")
         if self.input_norm == "pose":
-            x, _ = normalize_keypoints(kp, sc)
+            x, _ = normalize_keypoints(kp, sc, scale_frames=self.scale_frames)
         else:
             x = np.concatenate([normalize_image_coordinates(kp, width, height), sc[..., None]], -1)
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)

@@ -135,6 +135,37 @@ def test_normalize_keypoints_is_camera_free_and_handles_missing_joints():
     assert size[3] in (size[2], size[4])
 
 
+def test_normalize_keypoints_scale_frames_divides_by_the_median_size_around_each_frame():
+    rng = np.random.default_rng(1)
+    t = 40
+    kp = rng.uniform(100, 300, size=(2, t, 17, 2)) * np.linspace(1.0, 2.5, t)[None, :, None, None]
+    sc = np.ones((2, t, 17))
+    sc[0, 7] = 0  # a missed frame: it does not count in its neighbours' medians
+    sc[1, :, :14] = 0  # a clip with too few joints in every frame: nearest valid, else 1, as with one frame
+    own = normalize_keypoints(kp, sc)[1]  # each frame's own size
+    x, size = normalize_keypoints(kp, sc, scale_frames=9)
+    for i in range(t):  # independent statement: the median over the valid frames within 4 of frame i
+        near = [own[0, k] for k in range(max(0, i - 4), min(t, i + 5)) if k != 7]
+        expected = np.median(near) if i != 7 else size[0, 6 if abs(6 - i) <= abs(8 - i) else 8]
+        assert size[0, i] == pytest.approx(expected, rel=1e-12), i
+    np.testing.assert_allclose(size[1], own[1])
+    centre = kp[0, :, [0, 1, 4]].mean(0)
+    np.testing.assert_allclose(x[0, 8, :, :2], (kp[0, 8] - centre[8]) / size[0, 8], rtol=1e-5, atol=1e-6)
+    assert (x[0, 7] == 0).all()
+    # still camera-free: a zoomed and shifted copy gives the same input (the clip with sizes)
+    np.testing.assert_allclose(normalize_keypoints(kp * 3.5 + 40, sc, scale_frames=9)[0][0], x[0], atol=1e-5)
+    # one frame is the per-frame normalisation; a window longer than the clip is the clip's median
+    np.testing.assert_array_equal(normalize_keypoints(kp, sc, scale_frames=1)[0], normalize_keypoints(kp, sc)[0])
+    whole = normalize_keypoints(kp[0, :20], sc[0, :20], scale_frames=41)[1]
+    np.testing.assert_allclose(whole[8], np.median(np.delete(own[0, :20], 7)))
+
+
+@pytest.mark.parametrize("bad", [0, 2, -3, 1.0, True, "9"])
+def test_normalize_keypoints_rejects_a_bad_scale_frames(bad):
+    with pytest.raises(ValueError, match=f"scale_frames must be an odd positive int; got {bad!r}"):
+        normalize_keypoints(np.zeros((3, 17, 2)), np.ones((3, 17)), scale_frames=bad)
+
+
 def test_normalize_target_gives_exact_millimetres():
     rng = np.random.default_rng(0)
     cam = rng.normal(0, 300, size=(5, 17, 3)) + np.array([0, 0, 5000.0])

@@ -348,6 +348,27 @@ def test_non_finite_weights_are_refused(tmp_path):
         Lifter(str(path))
 
 
+def test_a_checkpoint_lifts_with_the_scale_frames_it_trained_with(tmp_path, scene):
+    from repose_ext.data.normalization import normalize_keypoints
+
+    path = tmp_path / "scaled.pt"
+    config = {"model": TINY_TCN, "data": {"dataset": "mocap_augmented", "options": {"scale_frames": 9}}}
+    save_checkpoint(path, build_model(TINY_TCN), config=config)
+    lifter = Lifter(str(path))
+    seen = []
+    lifter.model.register_forward_hook(lambda module, args, out: seen.append(args[0][0].cpu().numpy()))
+    kp = scene["subject"]
+    sc = np.ones(kp.shape[:2])
+    lifter.lift(np.concatenate([kp, sc[..., None]], -1), format="h36m17")
+    np.testing.assert_allclose(seen[0], normalize_keypoints(kp, sc, scale_frames=9)[0], atol=1e-6)
+    assert not np.allclose(seen[0], normalize_keypoints(kp, sc)[0], atol=1e-3)
+    config["data"]["options"]["scale_frames"] = 8
+    save_checkpoint(path, build_model(TINY_TCN), config=config)
+    with pytest.raises(KeypointInputError, match=r"scaled.pt: data.options: scale_frames must be an odd positive "
+                                                 r"int; got 8"):
+        Lifter(str(path))
+
+
 def test_the_api_is_exported_and_camera_free(scene, lifter):
     assert repose_ext.Lifter is Lifter
     kp = h36m_to("coco17", scene["subject"])

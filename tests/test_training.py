@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -587,6 +588,31 @@ def test_validation_holdout_keeps_the_test_actions_and_the_validation_clips_out_
     bad = {**options, "holdout": "train"}
     with pytest.raises(ConfigError, match="data.options.holdout must be 'test' or 'validation'; got 'train'"):
         build_datasets(load_config(None, augmented_overrides("unused", **{"data.options": json.dumps(bad)})))
+
+
+def test_scale_frames_reaches_every_split_and_a_bad_one_is_a_config_error():
+    from repose_ext.training.datasets import build_datasets
+
+    options = {"epoch_size": 8, "wild_draws": 1}
+    plain = build_datasets(load_config(None, augmented_overrides("unused", **{"data.options": json.dumps(options)})))
+    scaled = build_datasets(load_config(None, augmented_overrides(
+        "unused", **{"data.options": json.dumps({**options, "scale_frames": 81})})))
+    plain.train.set_epoch(0)
+    scaled.train.set_epoch(0)
+    splits = [(plain.train, scaled.train), (plain.test, scaled.test)]
+    splits += [(plain.extra_tests[k], scaled.extra_tests[k]) for k in plain.extra_tests]
+    for a, b in splits:  # same people, cameras and motion; only the scale of each frame differs
+        x, y = a[0]["input"].numpy(), b[0]["input"].numpy()
+        np.testing.assert_array_equal(x[..., 2], y[..., 2])
+        rms = lambda v: np.sqrt((v[..., :2] ** 2).sum(-1).mean(-1))  # noqa: E731
+        np.testing.assert_allclose(rms(x)[x[..., 2].sum(-1) == 17], 1.0, atol=1e-4)
+        assert rms(y).std() > 0.01  # no longer unit size in every frame
+        factor = (x[..., :2] * y[..., :2]).sum((-2, -1)) / np.maximum((y[..., :2] ** 2).sum((-2, -1)), 1e-12)
+        np.testing.assert_allclose(x[..., :2], factor[:, None, None] * y[..., :2], atol=1e-4)  # one per frame
+    bad = {**options, "scale_frames": 4}
+    with pytest.raises(ConfigError, match="data.options: scale_frames must be an odd positive int; got 4"):
+        build_datasets(load_config(None, augmented_overrides("unused", **{"data.options": json.dumps(bad)})),
+                       need_train=False)
 
 
 def test_bad_augmentation_settings_are_config_errors_naming_data_options(tmp_path, capsys):

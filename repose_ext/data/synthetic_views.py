@@ -45,7 +45,7 @@ import torch
 
 from .camera import camera_to_2_5d
 from .clips import ClipDataset
-from .normalization import normalize_image_coordinates, normalize_keypoints, normalize_target
+from .normalization import check_scale_frames, normalize_image_coordinates, normalize_keypoints, normalize_target
 from .skeleton import H36M_SKELETON
 
 NUM_JOINTS = 17
@@ -568,6 +568,8 @@ class SyntheticViewsDataset(ClipDataset):
             camera-free input of :func:`repose_ext.data.normalization.normalize_keypoints` and its target
             :func:`~repose_ext.data.normalization.normalize_target`; ``res`` is then (2, 2) so that millimetres
             are ``target * factor``).
+        scale_frames: with ``input_norm="pose"``, the ``scale_frames`` of
+            :func:`~repose_ext.data.normalization.normalize_keypoints`.
 
     Samples follow the clip contract (see :mod:`repose_ext.data`): "input" (T, 17, 3) float32
     (x_n, y_n, confidence), "target" (T, 17, 3) float32 normalised 2.5D, "factor" (T,) float32 mm per
@@ -603,9 +605,11 @@ class SyntheticViewsDataset(ClipDataset):
         with_camera_3d: bool = False,
         path: Optional[str] = None,
         input_norm: str = "image",
+        scale_frames: int = 1,
     ):
         if input_norm not in ("image", "pose"):
             raise ValueError(f"input_norm must be 'image' or 'pose'; got {input_norm!r}")
+        check_scale_frames(scale_frames)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int; got {seed!r}")
         stride = n_frames if stride is None else stride
@@ -643,7 +647,7 @@ class SyntheticViewsDataset(ClipDataset):
                 videos.append(
                     _simulate_video(
                         mocap[clip], camera, noise, occluders, use_self_occlusion, perspective_target, self.fps, rng,
-                        input_norm,
+                        input_norm, scale_frames,
                     )
                 )
                 videos[-1].update(source=np.full(len(mocap[clip]), source), action=np.full(len(mocap[clip]), clip))
@@ -693,7 +697,7 @@ class SyntheticViewsDataset(ClipDataset):
 
 
 def _simulate_video(joints_world, camera, noise, occluders, use_self_occlusion, perspective_target, fps, rng,
-                    input_norm="image"):
+                    input_norm="image", scale_frames=1):
     """Per-frame arrays of one (clip, camera) video; see :class:`SyntheticViewsDataset`."""
     frames = len(joints_world)
     joints_cam = camera.world_to_camera(joints_world)
@@ -712,7 +716,7 @@ def _simulate_video(joints_world, camera, noise, occluders, use_self_occlusion, 
     else:
         noisy_px, confidence = points_px, np.ones((frames, NUM_JOINTS))
     if input_norm == "pose":
-        inputs, size = normalize_keypoints(noisy_px, confidence)
+        inputs, size = normalize_keypoints(noisy_px, confidence, scale_frames=scale_frames)
         target, factor = normalize_target(joints_cam, size, camera.focal)
     else:
         inputs = np.concatenate(

@@ -75,6 +75,13 @@ def input_norm(config: Mapping[str, Any]) -> str:
     return "pose" if data.get("dataset") == "mocap_augmented" else "image"
 
 
+def pose_scale_frames(config: Mapping[str, Any]) -> int:
+    """The ``scale_frames`` of :func:`repose_ext.data.normalization.normalize_keypoints` that a configuration
+    with the "pose" input trains with: ``data.options.scale_frames``, default 1 (each frame its own size)."""
+    data = config.get("data") or {}
+    return (data.get("options") or {}).get("scale_frames", 1)
+
+
 def _files(config: Mapping[str, Any], need_train: bool) -> Dict[str, str]:
     data = config["data"]
     name = data["dataset"]
@@ -131,12 +138,14 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
         test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), **options)
     elif name == "mocap_augmented":
         from ..data.augment import VALIDATION_CLIPS, AugmentedMocapDataset, wild_views
+        from ..data.normalization import check_scale_frames
         from ..data.synthetic_views import TRAIN_CLIPS, SyntheticViewsDataset
 
         # data.options: epoch_size (samples per epoch), seed (the data's), augment (AugmentConfig settings),
         # wild_draws (people and cameras per held-out clip in the wild split), holdout ("test": train on the 12
         # training clips, score the 3 test actions; "validation": train on 9 of them and score the other 3 as
-        # other people and cameras, for choosing settings without looking at the test actions).
+        # other people and cameras, for choosing settings without looking at the test actions), scale_frames (of
+        # the input normalisation, repose_ext.data.normalization.normalize_keypoints).
         known = {"epoch_size", "seed", "augment", "wild_draws", "holdout", "scale_frames"}
         unknown = sorted(set(options) - known)
         if unknown:
@@ -147,7 +156,10 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
             raise ConfigError(f"data.options.holdout must be 'test' or 'validation'; got {holdout!r}")
         seed = options.get("seed", 0)
         draws = options.get("wild_draws", 8)
-        scale = options.get("scale_frames", 1)
+        try:
+            scale = check_scale_frames(options.get("scale_frames", 1))
+        except ValueError as exc:
+            raise ConfigError(f"data.options: {exc}") from None
         train_clips = TRAIN_CLIPS if holdout == "test" else tuple(c for c in TRAIN_CLIPS if c not in VALIDATION_CLIPS)
         if need_train:
             try:
@@ -158,7 +170,7 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
                 raise ConfigError(f"data.options: {exc}") from None
         if holdout == "test":
             test = SyntheticViewsDataset("test", n_frames, **_stride_kwargs(data, "test"), seed=seed,
-                                         input_norm="pose")
+                                         input_norm="pose", scale_frames=scale)
             extra = {f"wild_{kind}": wild_views(n_frames, data["test_stride"], noisy=kind == "noisy", draws=draws,
                                                 scale_frames=scale)
                      for kind in ("clean", "noisy")}
