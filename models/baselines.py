@@ -15,6 +15,9 @@
   The network is evaluated sequence to sequence: the clip is padded at both ends by repeating its first and last
   frame (VideoPose3D's inference padding) so that every input frame gets an output frame, which gives the temporal
   rank term several output frames per clip.
+  With ``constant_bones`` (17 H36M joints), the output's bone lengths are made constant over the clip: each bone
+  keeps its predicted direction per frame and takes its mean predicted length over the clip's frames, and the
+  joints are rebuilt from the root outwards (one person, whose bones do not change length, whatever the frame).
 
 Both take (B, T, J, C_in) and return (B, T, J, 3), like :class:`~repose_ext.models.dstformer.DSTformer`.
 """
@@ -27,7 +30,31 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..data.skeleton import H36M_PARENTS
+
 __all__ = ["SimpleBaseline", "TemporalConvNet"]
+
+
+def constant_bones(pose: torch.Tensor, parents: Sequence[int]) -> torch.Tensor:
+    """Poses whose bones have their mean length over time and their own direction in each frame.
+
+    Args:
+        pose: (B, T, J, 3) joints.
+        parents: parent of each joint (-1 for the root); every parent comes before its children.
+
+    Returns:
+        (B, T, J, 3): the root as given, every other joint at its parent's new position plus the bone's unit
+        direction (as predicted) times the bone's length averaged over T.
+    """
+    joints = [pose[:, :, 0]] * len(parents)
+    for j, p in enumerate(parents):
+        if p < 0:
+            joints[j] = pose[:, :, j]
+            continue
+        bone = pose[:, :, j] - pose[:, :, p]
+        length = bone.norm(dim=-1, keepdim=True)
+        joints[j] = joints[p] + bone / length.clamp_min(1e-6) * length.mean(dim=1, keepdim=True)
+    return torch.stack(joints, dim=2)
 
 
 def _check_input(x: torch.Tensor, num_joints: int, dim_in: int) -> None:
@@ -89,6 +116,8 @@ class TemporalConvNet(nn.Module):
         filter_widths: odd temporal widths; block k is dilated by the product of the widths before it.
         channels: features of every layer (1024 published).
         dropout: dropout probability (0.25 published).
+        constant_bones: make the output's bone lengths constant over the clip (:func:`constant_bones`); needs
+            the 17 H36M joints.
 
     Attributes:
         receptive_field: frames one output frame sees.
@@ -98,8 +127,15 @@ class TemporalConvNet(nn.Module):
     """
 
     def __init__(self, num_joints: int = 17, dim_in: int = 3, dim_out: int = 3,
-                 filter_widths: Sequence[int] = (3, 3, 3), channels: int = 1024, dropout: float = 0.25):
+                 filter_widths: Sequence[int] = (3, 3, 3), channels: int = 1024, dropout: float = 0.25,
+                 constant_bones: bool = False):
         super().__init__()
+        if not isinstance(constant_bones, bool):
+            raise ValueError(f"constant_bones must be true or false; got {constant_bones!r}")
+        if constant_bones and (num_joints != len(H36M_PARENTS) or dim_out != 3):
+            raise ValueError(f"constant_bones needs the {len(H36M_PARENTS)} H36M joints with 3D output; got "
+                             f"num_joints={num_joints}, dim_out={dim_out}")
+        self.constant_bones = constant_bones
         widths = [int(w) for w in filter_widths]
         if not widths or any(w < 1 or w % 2 == 0 for w in widths):
             raise ValueError(f"filter_widths must be a non-empty list of odd positive ints; got {list(filter_widths)}")
@@ -132,4 +168,5 @@ class TemporalConvNet(nn.Module):
         for block, trim in zip(self.blocks, self._pads):
             y = y[..., trim:y.shape[-1] - trim] + block(y)
         y = self.shrink(y)  # (B, J*3, T)
-        return y.transpose(1, 2).reshape(b, t, self.num_joints, self.dim_out)
+        y = y.transpose(1, 2).reshape(b, t, self.num_joints, self.dim_out)
+        return constant_bones(y, H36M_PARENTS) if self.constant_bones else y

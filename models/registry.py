@@ -21,7 +21,8 @@ __all__ = ["ARCHITECTURES", "LIFTER_PRESETS", "build_model", "lifter_config"]
 ARCHITECTURES = {
     "dstformer": (dstformer.DSTformer, dstformer._CONFIG_KEYS),
     "simple_baseline": (SimpleBaseline, ("num_joints", "dim_in", "dim_out", "width", "num_blocks", "dropout")),
-    "tcn": (TemporalConvNet, ("num_joints", "dim_in", "dim_out", "filter_widths", "channels", "dropout")),
+    "tcn": (TemporalConvNet, ("num_joints", "dim_in", "dim_out", "filter_widths", "channels", "dropout",
+                              "constant_bones")),
 }
 
 #: Presets of every architecture. The published sizes are 1024 features; "tcn81_cpu" is the CPU-sized

@@ -321,6 +321,42 @@ def test_lifters_are_sequence_to_sequence(preset):
         torch.testing.assert_close(model(long)[:, :100], model(long2)[:, :100])
 
 
+def test_constant_bones_keeps_directions_and_makes_each_bone_its_mean_length():
+    from repose_ext.models.baselines import constant_bones
+
+    torch.manual_seed(0)
+    pose = torch.randn(2, 9, 17, 3, dtype=torch.float64, requires_grad=True)
+    out = constant_bones(pose, H36M_PARENTS)
+    torch.testing.assert_close(out[:, :, 0], pose[:, :, 0])
+    for j, p in enumerate(H36M_PARENTS):
+        if p < 0:
+            continue
+        old, new = pose[:, :, j] - pose[:, :, p], out[:, :, j] - out[:, :, p]
+        length = new.norm(dim=-1)
+        torch.testing.assert_close(length, old.norm(dim=-1).mean(1, keepdim=True).expand_as(length))
+        torch.testing.assert_close(new / length[..., None], old / old.norm(dim=-1, keepdim=True))
+    out.sum().backward()
+    assert torch.isfinite(pose.grad).all() and pose.grad.abs().sum() > 0
+    # a person whose bones already keep their length is left as it was
+    steady = out.detach()
+    torch.testing.assert_close(constant_bones(steady, H36M_PARENTS), steady)
+
+
+def test_temporal_conv_net_with_constant_bones():
+    torch.manual_seed(0)
+    model = build_model({"preset": "tcn81_cpu", "channels": 16, "constant_bones": True}).eval()
+    plain = build_model({"preset": "tcn81_cpu", "channels": 16}).eval()
+    plain.load_state_dict(model.state_dict())  # no parameters of its own
+    x = torch.randn(1, 30, 17, 3)
+    from repose_ext.models.baselines import constant_bones
+
+    torch.testing.assert_close(model(x), constant_bones(plain(x), H36M_PARENTS))
+    with pytest.raises(ValueError, match="constant_bones needs the 17 H36M joints with 3D output; got num_joints=16"):
+        build_model({"preset": "tcn81_cpu", "num_joints": 16, "constant_bones": True})
+    with pytest.raises(ValueError, match="constant_bones must be true or false; got 'yes'"):
+        build_model({"preset": "tcn81_cpu", "constant_bones": "yes"})
+
+
 def test_unknown_model_arguments_are_named():
     with pytest.raises(ValueError, match=r"SimpleBaseline argument\(s\) \[.channels.\]"):
         build_model({"preset": "simple_baseline", "channels": 3})
