@@ -572,6 +572,33 @@ def test_a_bundled_run_exports_and_re_evaluates_to_its_own_numbers(tmp_path):
     assert split_summary_table({"model": rows}) in buf.getvalue()
 
 
+def test_context_use_scores_a_run_with_and_without_its_temporal_context(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("context_use", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "context_use.py"))
+    context_use = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(context_use)
+    assert context_use.main([str(tmp_path / "none")]) == 2
+    assert "config.yaml not found" in capsys.readouterr().err
+    torch.manual_seed(0)
+    model = build_model({"preset": "tcn81_cpu", "channels": 8, "filter_widths": [3, 3]}).eval()
+    x = torch.randn(2, 6, 17, 3)
+    frame_by_frame = context_use.FrameByFrame(model)(x)
+    torch.testing.assert_close(frame_by_frame[:, 4], model(x[:, 4:5])[:, 0])
+    assert not torch.allclose(frame_by_frame, model(x))  # the conv net's output does depend on the other frames
+    run = tmp_path / "run"
+    config = load_config(None, augmented_overrides(tmp_path))
+    summary = train(config, run_dir=str(run), progress=False)
+    capsys.readouterr()
+    assert context_use.main([str(run)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[0], r[-4]) for r in rows] == [(split, label) for split in ("studio", "wild_clean", "wild_noisy")
+                                            for label in ("clips", "frame")]
+    studio = summary["splits"]["studio"]["summary"]
+    assert float(rows[0][-2]) == pytest.approx(studio["p_mpjpe"], abs=0.006)  # as the run scored itself
+
+
 def test_validation_holdout_keeps_the_test_actions_and_the_validation_clips_out_of_training():
     from repose_ext.data.augment import VALIDATION_CLIPS
     from repose_ext.data.synthetic_views import TEST_CLIPS
