@@ -160,6 +160,28 @@ def test_normalize_keypoints_scale_frames_divides_by_the_median_size_around_each
     np.testing.assert_allclose(whole[8], np.median(np.delete(own[0, :20], 7)))
 
 
+def test_a_frame_whose_joints_collapse_does_not_blow_up_with_a_median_scale():
+    # frame 5: only four joints detected, 2 px apart (a bad detection); its own size is tiny
+    rng = np.random.default_rng(3)
+    kp = rng.uniform(300, 500, size=(11, 17, 2))
+    sc = np.ones((11, 17))
+    sc[5] = 0
+    sc[5, [0, 1, 4, 7]] = 1
+    kp[5, [0, 1, 4, 7]] = 400 + rng.uniform(0, 2, size=(4, 2))
+    own, size_own = normalize_keypoints(kp, sc)
+    median, size_median = normalize_keypoints(kp, sc, scale_frames=5)
+    assert size_own[5] < size_own[4] / 50
+    assert size_median[5] == pytest.approx(np.median(size_own[3:8]))
+    np.testing.assert_allclose(np.abs(median[5, [0, 1, 4, 7], :2]).max(),
+                               np.abs(own[5, [0, 1, 4, 7], :2]).max() * size_own[5] / size_median[5], rtol=1e-5)
+    # the 3D target is in units of the size: with the frame's own size it is ~100x the person's usual size
+    cam = rng.normal(0, 300, size=(11, 17, 3)) + np.array([0, 0, 5000.0])
+    target_own = np.abs(normalize_target(cam, size_own, 1000.0)[0])
+    target_median = np.abs(normalize_target(cam, size_median, 1000.0)[0])
+    assert target_own[5].max() > 50 * target_own[4].max()
+    assert target_median[5].max() < 2 * target_median[4].max()
+
+
 @pytest.mark.parametrize("bad", [0, 2, -3, 1.0, True, "9"])
 def test_normalize_keypoints_rejects_a_bad_scale_frames(bad):
     with pytest.raises(ValueError, match=f"scale_frames must be an odd positive int; got {bad!r}"):
