@@ -46,7 +46,7 @@ def constant_bones(pose: torch.Tensor, parents: Sequence[int]) -> torch.Tensor:
         (B, T, J, 3): the root as given, every other joint at its parent's new position plus the bone's unit
         direction (as predicted) times the bone's length averaged over T.
     """
-    joints = [pose[:, :, 0]] * len(parents)
+    joints: list = [None] * len(parents)
     for j, p in enumerate(parents):
         if p < 0:
             joints[j] = pose[:, :, j]
