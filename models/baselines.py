@@ -30,31 +30,29 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..data.skeleton import H36M_PARENTS
+from ..data.augment import PATH, bones_of
 
 __all__ = ["SimpleBaseline", "TemporalConvNet"]
 
 
-def constant_bones(pose: torch.Tensor, parents: Sequence[int]) -> torch.Tensor:
-    """Poses whose bones have their mean length over time and their own direction in each frame.
+def constant_bones(pose: torch.Tensor) -> torch.Tensor:
+    """H36M-17 poses whose bones have their mean length over time and their own direction in each frame.
+
+    Bones and forward kinematics are those of the augmentation (:func:`repose_ext.data.augment.bones_of`,
+    :data:`~repose_ext.data.augment.PATH`), in torch so that gradients flow.
 
     Args:
-        pose: (B, T, J, 3) joints.
-        parents: parent of each joint (-1 for the root); every parent comes before its children.
+        pose: (B, T, 17, 3) joints.
 
     Returns:
-        (B, T, J, 3): the root as given, every other joint at its parent's new position plus the bone's unit
-        direction (as predicted) times the bone's length averaged over T.
+        (B, T, 17, 3): the root as given, every other joint at the root plus the bones on its path, each with its
+        direction (as predicted) and its length averaged over T.
     """
-    joints: list = [None] * len(parents)
-    for j, p in enumerate(parents):
-        if p < 0:
-            joints[j] = pose[:, :, j]
-            continue
-        bone = pose[:, :, j] - pose[:, :, p]
-        length = bone.norm(dim=-1, keepdim=True)
-        joints[j] = joints[p] + bone / length.clamp_min(1e-6) * length.mean(dim=1, keepdim=True)
-    return torch.stack(joints, dim=2)
+    bones = bones_of(pose)  # (B, T, 16, 3)
+    length = bones.norm(dim=-1, keepdim=True)
+    bones = bones / length.clamp_min(1e-6) * length.mean(dim=1, keepdim=True)
+    path = torch.as_tensor(PATH, dtype=pose.dtype, device=pose.device)
+    return pose[:, :, :1] + torch.einsum("jb,ntbc->ntjc", path, bones)
 
 
 def _check_input(x: torch.Tensor, num_joints: int, dim_in: int) -> None:
@@ -132,8 +130,8 @@ class TemporalConvNet(nn.Module):
         super().__init__()
         if not isinstance(constant_bones, bool):
             raise ValueError(f"constant_bones must be true or false; got {constant_bones!r}")
-        if constant_bones and (num_joints != len(H36M_PARENTS) or dim_out != 3):
-            raise ValueError(f"constant_bones needs the {len(H36M_PARENTS)} H36M joints with 3D output; got "
+        if constant_bones and (num_joints != PATH.shape[0] or dim_out != 3):
+            raise ValueError(f"constant_bones needs the {PATH.shape[0]} H36M joints with 3D output; got "
                              f"num_joints={num_joints}, dim_out={dim_out}")
         self.constant_bones = constant_bones
         widths = [int(w) for w in filter_widths]
@@ -169,4 +167,4 @@ class TemporalConvNet(nn.Module):
             y = y[..., trim:y.shape[-1] - trim] + block(y)
         y = self.shrink(y)  # (B, J*3, T)
         y = y.transpose(1, 2).reshape(b, t, self.num_joints, self.dim_out)
-        return constant_bones(y, H36M_PARENTS) if self.constant_bones else y
+        return constant_bones(y) if self.constant_bones else y

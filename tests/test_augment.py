@@ -348,7 +348,7 @@ def test_constant_bones_keeps_directions_and_makes_each_bone_its_mean_length():
 
     torch.manual_seed(0)
     pose = torch.randn(2, 9, 17, 3, dtype=torch.float64, requires_grad=True)
-    out = constant_bones(pose, H36M_PARENTS)
+    out = constant_bones(pose)
     torch.testing.assert_close(out[:, :, 0], pose[:, :, 0])
     for j, p in enumerate(H36M_PARENTS):
         if p < 0:
@@ -361,7 +361,7 @@ def test_constant_bones_keeps_directions_and_makes_each_bone_its_mean_length():
     assert torch.isfinite(pose.grad).all() and pose.grad.abs().sum() > 0
     # a person whose bones already keep their length is left as it was
     steady = out.detach()
-    torch.testing.assert_close(constant_bones(steady, H36M_PARENTS), steady)
+    torch.testing.assert_close(constant_bones(steady), steady)
 
 
 def test_temporal_conv_net_with_constant_bones():
@@ -372,7 +372,7 @@ def test_temporal_conv_net_with_constant_bones():
     x = torch.randn(1, 30, 17, 3)
     from repose_ext.models.baselines import constant_bones
 
-    torch.testing.assert_close(model(x), constant_bones(plain(x), H36M_PARENTS))
+    torch.testing.assert_close(model(x), constant_bones(plain(x)))
     with pytest.raises(ValueError, match="constant_bones needs the 17 H36M joints with 3D output; got num_joints=16"):
         build_model({"preset": "tcn81_cpu", "num_joints": 16, "constant_bones": True})
     with pytest.raises(ValueError, match="constant_bones must be true or false; got 'yes'"):

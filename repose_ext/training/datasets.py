@@ -157,7 +157,7 @@ def build_datasets(config: Mapping[str, Any], need_train: bool = True) -> DataBu
         seed = options.get("seed", 0)
         draws = options.get("wild_draws", 8)
         try:
-            scale = check_scale_frames(options.get("scale_frames", 1))
+            scale = check_scale_frames(pose_scale_frames(config))
         except ValueError as exc:
             raise ConfigError(f"data.options: {exc}") from None
         train_clips = TRAIN_CLIPS if holdout == "test" else tuple(c for c in TRAIN_CLIPS if c not in VALIDATION_CLIPS)
