@@ -43,27 +43,16 @@ def main(argv=None) -> int:
             print(f"error: {path} not found: give a finished run folder", file=sys.stderr)
             return 2
 
-    from torch.utils.data import DataLoader
-
-    from repose_ext.evaluation import evaluate
-    from repose_ext.models import build_model, load_model_weights
     from repose_ext.training.config import load_config
-    from repose_ext.training.datasets import build_datasets
-    from repose_ext.training.trainer import _model_config, seed_everything, set_threads
+    from repose_ext.training.trainer import CheckpointScorer
 
     config = load_config(config_path)
-    set_threads(config)
-    seed_everything(config["seed"])
-    data = build_datasets(config, need_train=False)
-    model = build_model(_model_config(config))
-    load_model_weights(model, weights)
-    e = config["eval"]
+    scorer = CheckpointScorer(config, weights)
     print(f"{'split':<12} {'context':<22} {'MPJPE':>8} {'P-MPJPE':>8} {'DOA-spatial':>12}")
-    for name, dataset in [(data.test_name, data.test), *data.extra_tests.items()]:
-        loader = DataLoader(dataset, batch_size=e["batch_size"], shuffle=False)
-        for label, lifter in ((f"{config['data']['n_frames']}-frame clips", model), ("one frame", FrameByFrame(model))):
-            s = evaluate(lifter, loader, data.skeleton, data.protocol, flip=e["flip_test"],
-                         rootrel=config["data"]["rootrel"]).summary
+    clips = f"{config['data']['n_frames']}-frame clips"
+    for name in scorer.splits:
+        for label, lifter in ((clips, scorer.model), ("one frame", FrameByFrame(scorer.model))):
+            s = scorer.score(name, lifter).summary
             print(f"{name:<12} {label:<22} {s['mpjpe']:8.2f} {s['p_mpjpe']:8.2f} {s['doa_spatial']:12.4f}")
     return 0
 

@@ -597,6 +597,7 @@ def test_context_use_scores_a_run_with_and_without_its_temporal_context(tmp_path
                                             for label in ("clips", "frame")]
     studio = summary["splits"]["studio"]["summary"]
     assert float(rows[0][-2]) == pytest.approx(studio["p_mpjpe"], abs=0.006)  # as the run scored itself
+    assert float(rows[0][-1]) == pytest.approx(studio["doa_spatial"], abs=6e-5)
 
 
 def test_validation_holdout_keeps_the_test_actions_and_the_validation_clips_out_of_training():

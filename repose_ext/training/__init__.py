@@ -14,10 +14,11 @@ resume), :mod:`.distributed` (torchrun / DDP), :mod:`.reproducibility` (seeds, R
 from .config import DEFAULTS, ConfigError, load_config
 from ..evaluation import EvalResult, PoseEvaluator, evaluate, predict
 from .objective import PoseObjective
-from .trainer import Trainer, evaluate_checkpoint, train
+from .trainer import CheckpointScorer, Trainer, evaluate_checkpoint, train
 
 __all__ = [
     "DEFAULTS",
+    "CheckpointScorer",
     "ConfigError",
     "EvalResult",
     "PoseEvaluator",

@@ -36,6 +36,7 @@ import time
 from typing import Any, Dict, Mapping, Optional
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
@@ -602,6 +603,47 @@ def train(config: Mapping[str, Any], run_dir: Optional[str] = None, resume: Opti
         trainer.close()
 
 
+class CheckpointScorer:
+    """Weights from a checkpoint with the evaluation splits and settings of ``config``, ready to score.
+
+    The one set-up behind :func:`evaluate_checkpoint` and the diagnostics in ``scripts/`` (threads, seed, device,
+    data, model, flip test, depth-order tolerance), so that a score made here matches the run's own.
+
+    Args:
+        config: configuration giving the data, the model architecture and the evaluation settings.
+        checkpoint: checkpoint file (ours, or the released RePOSE/MotionBERT ``{"model_pos": ...}``).
+
+    Attributes:
+        model: the lifter with the checkpoint's weights, on the config's device.
+        data: the evaluation splits (:func:`build_datasets` with ``need_train=False``).
+        splits: split name -> dataset, the main evaluation split first.
+    """
+
+    def __init__(self, config: Mapping[str, Any], checkpoint: str):
+        self.config = config
+        set_threads(config)
+        self.device = resolve_device(config["device"])
+        seed_everything(config["seed"])
+        self.data = build_datasets(config, need_train=False)
+        self.model = build_model(_model_config(config))
+        load_model_weights(self.model, checkpoint)
+        self.model.to(self.device)
+        _check_clip_length(self.model, config["data"]["n_frames"])
+        self.splits = {self.data.test_name: self.data.test, **self.data.extra_tests}
+
+    def score(self, split: str, model: Optional[nn.Module] = None, progress: bool = False,
+              description: str = "eval") -> EvalResult:
+        """Evaluate ``model`` (default: the checkpoint's lifter) on one split, as the trainer does."""
+        e, data = self.config["eval"], self.config["data"]
+        workers = data["num_workers"] if split == self.data.test_name else 0
+        loader = DataLoader(self.splits[split], batch_size=e["batch_size"], shuffle=False, num_workers=workers)
+        return evaluate(self.model if model is None else model, loader, self.data.skeleton, self.data.protocol,
+                        flip=e["flip_test"], rootrel=data["rootrel"], device=self.device,
+                        autocast_dtype=resolve_amp(self.config["train"]["amp"], self.device),
+                        depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
+                        progress=progress, description=description)
+
+
 def evaluate_checkpoint(config: Mapping[str, Any], checkpoint: str, progress: bool = True,
                         log=None) -> EvalResult:
     """Evaluate weights from a checkpoint (ours, or the released RePOSE/MotionBERT ``{"model_pos": ...}`` with
@@ -618,34 +660,20 @@ def evaluate_checkpoint(config: Mapping[str, Any], checkpoint: str, progress: bo
         The :class:`EvalResult` of the evaluation split.
     """
     out = log or sys.stdout
-    set_threads(config)
-    device = resolve_device(config["device"])
-    seed_everything(config["seed"])
-    data = build_datasets(config, need_train=False)
-    model = build_model(_model_config(config))
-    load_model_weights(model, checkpoint)
-    model.to(device)
-    _check_clip_length(model, config["data"]["n_frames"])
-    loader = DataLoader(data.test, batch_size=config["eval"]["batch_size"], shuffle=False,
-                        num_workers=config["data"]["num_workers"])
-    e = config["eval"]
+    scorer = CheckpointScorer(config, checkpoint)
+    data, e = scorer.data, config["eval"]
 
-    def score(loader, description):
-        return evaluate(model, loader, data.skeleton, data.protocol, flip=e["flip_test"],
-                        rootrel=config["data"]["rootrel"], device=device,
-                        autocast_dtype=resolve_amp(config["train"]["amp"], device),
-                        depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
-                        progress=progress, description=description)
+    def score(split, description):
+        return scorer.score(split, progress=progress, description=description)
 
-    result = score(loader, "eval")
+    result = score(data.test_name, "eval")
     print(f"Evaluation of {checkpoint} on {config['data']['dataset']} ({result.num_clips} clips, flip test "
           f"{'on' if e['flip_test'] else 'off'}):", file=out)
     print(result.table(), file=out)
     if data.extra_tests:
         splits = {data.test_name: result.summary}
-        for name, dataset in data.extra_tests.items():
-            splits[name] = score(DataLoader(dataset, batch_size=e["batch_size"], shuffle=False),
-                                 f"eval {name}").summary
+        for name in data.extra_tests:
+            splits[name] = score(name, f"eval {name}").summary
         print("\nEvery evaluation split (averages over the held-out actions):", file=out)
         print(split_summary_table({"model": splits}), file=out)
     return result
