@@ -378,12 +378,9 @@ class Trainer:
 
     def evaluate(self, description: str = "eval", loader=None) -> EvalResult:
         """Evaluate the current weights on the evaluation split, or on ``loader`` (call on rank 0)."""
-        e = self.config["eval"]
         loader = self.eval_loader if loader is None else loader
-        return evaluate(self.model, loader, self.skeleton, self.data.protocol, flip=e["flip_test"],
-                        rootrel=self.config["data"]["rootrel"], device=self.device, autocast_dtype=self.amp_dtype,
-                        depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
-                        progress=self.progress, description=description)
+        return evaluate_as_configured(self.config, self.model, loader, self.data, self.device, self.amp_dtype,
+                                      progress=self.progress, description=description)
 
     def _improved(self, value: Optional[float]) -> bool:
         return value is not None and (self.best["value"] is None or value < self.best["value"])
@@ -603,6 +600,24 @@ def train(config: Mapping[str, Any], run_dir: Optional[str] = None, resume: Opti
         trainer.close()
 
 
+def evaluate_as_configured(config: Mapping[str, Any], model: nn.Module, loader, data, device: torch.device,
+                           amp_dtype: Optional[torch.dtype], progress: bool = False,
+                           description: str = "eval") -> EvalResult:
+    """:func:`~repose_ext.evaluation.evaluate` with the ``eval`` and ``data`` settings of ``config`` (flip test,
+    root-relative targets, depth-order tolerance, clip cap): the one place the trainer and
+    :class:`CheckpointScorer` turn a config into an evaluation, so that their scores agree.
+
+    Args:
+        data: the :func:`build_datasets` result whose skeleton and protocol apply to ``loader``.
+        amp_dtype: autocast dtype (:func:`resolve_amp`), or None.
+    """
+    e = config["eval"]
+    return evaluate(model, loader, data.skeleton, data.protocol, flip=e["flip_test"],
+                    rootrel=config["data"]["rootrel"], device=device, autocast_dtype=amp_dtype,
+                    depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
+                    progress=progress, description=description)
+
+
 class CheckpointScorer:
     """Weights from a checkpoint with the evaluation splits and settings of ``config``, ready to score.
 
@@ -634,14 +649,12 @@ class CheckpointScorer:
     def score(self, split: str, model: Optional[nn.Module] = None, progress: bool = False,
               description: str = "eval") -> EvalResult:
         """Evaluate ``model`` (default: the checkpoint's lifter) on one split, as the trainer does."""
-        e, data = self.config["eval"], self.config["data"]
-        workers = data["num_workers"] if split == self.data.test_name else 0
-        loader = DataLoader(self.splits[split], batch_size=e["batch_size"], shuffle=False, num_workers=workers)
-        return evaluate(self.model if model is None else model, loader, self.data.skeleton, self.data.protocol,
-                        flip=e["flip_test"], rootrel=data["rootrel"], device=self.device,
-                        autocast_dtype=resolve_amp(self.config["train"]["amp"], self.device),
-                        depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
-                        progress=progress, description=description)
+        workers = self.config["data"]["num_workers"] if split == self.data.test_name else 0
+        loader = DataLoader(self.splits[split], batch_size=self.config["eval"]["batch_size"], shuffle=False,
+                            num_workers=workers)
+        return evaluate_as_configured(self.config, self.model if model is None else model, loader, self.data,
+                                      self.device, resolve_amp(self.config["train"]["amp"], self.device),
+                                      progress=progress, description=description)
 
 
 def evaluate_checkpoint(config: Mapping[str, Any], checkpoint: str, progress: bool = True,
