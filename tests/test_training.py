@@ -837,3 +837,78 @@ def test_a_run_killed_at_any_write_recovers_to_the_uninterrupted_result(tmp_path
     assert no_time((crashed / "log.csv").read_text()) == no_time((straight_run / "log.csv").read_text())
     assert not [p for p in os.listdir(crashed) if p.endswith(".tmp") or p == ".lock"]
     assert [load_checkpoint(str(crashed / f"epoch_000{e}.pt"))["epoch"] for e in (1, 2)] == [1, 2]  # no gaps
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Weight averaging (train.ema_decay)
+
+
+def test_weight_average_follows_its_recursion_for_parameters_and_batchnorm_statistics():
+    from repose_ext.training.weight_average import WeightAverage
+
+    live = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    with torch.no_grad():
+        for v in live.state_dict().values():
+            v.fill_(0.5) if v.is_floating_point() else v.fill_(0)
+    average = WeightAverage(live, decay=0.8)
+    expected, counter = 0.5, 0
+    for step, value in enumerate([1.0, -2.0, 3.0, 0.25, 7.0, 1.5, -1.0, 2.0, 0.0, 4.0, 5.0, 6.0]):
+        with torch.no_grad():
+            for v in live.state_dict().values():
+                v.fill_(value) if v.is_floating_point() else v.fill_(step + 1)
+        average.update(live)
+        d = min(0.8, (1 + step) / (10 + step))  # warm-up decay first, 0.8 once (1 + t) / (10 + t) passes it
+        expected, counter = d * expected + (1 - d) * value, step + 1
+    for name, v in average.model.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(v, torch.full_like(v, expected), atol=1e-6), name
+        else:
+            assert int(v) == counter, name  # integer counters are copied, not averaged
+    assert all(float(v.flatten()[0]) == 6.0 for v in live.state_dict().values() if v.is_floating_point())
+    assert not any(p.requires_grad for p in average.model.parameters()) and not average.model.training
+    assert average.state() == {"decay": 0.8, "steps": 12}
+    with pytest.raises(ValueError, match="decay must be in \\(0, 1\\); got 1.0"):
+        WeightAverage(live, 1.0)
+
+
+def test_an_averaged_run_evaluates_and_exports_the_average_trains_as_before_and_resumes_exactly(tmp_path,
+                                                                                                  capsys):
+    overrides = {"train.epochs": 2, "data.options": json.dumps({"epoch_size": 24, "wild_draws": 1})}
+    plain = train(load_config(None, augmented_overrides(tmp_path, **overrides)), run_dir=str(tmp_path / "plain"),
+                  progress=False)
+    averaged = load_config(None, augmented_overrides(tmp_path, **overrides, **{"train.ema_decay": 0.9}))
+    straight = train(averaged, run_dir=str(tmp_path / "ema"), progress=False)
+    latest = load_checkpoint(tmp_path / "ema" / "latest.pt")
+    assert latest["weight_average"] == {"decay": 0.9, "steps": 12}  # 2 epochs of 24 samples in batches of 4
+    # Averaging does not change training: the live weights are those of the same run without it ...
+    _state_equal(latest["train_weights"], load_checkpoint(tmp_path / "plain" / "latest.pt")["model_pos"])
+    assert plain["weights_digest_by_rank"] == straight["weights_digest_by_rank"]
+    # ... while the checkpoint's model, the export and the evaluation are the average, which differs from them.
+    assert not all(torch.equal(latest["model_pos"][k], latest["train_weights"][k]) for k in latest["model_pos"])
+    _state_equal(load_checkpoint(tmp_path / "ema" / "model.pt")["model_pos"], latest["model_pos"])
+    assert straight["final"]["summary"]["mpjpe"] != plain["final"]["summary"]["mpjpe"]
+    capsys.readouterr()
+    assert cli_main(["--eval-only", "--checkpoint", str(tmp_path / "ema" / "latest.pt"), "--no-progress"]) == 0
+    assert f"{straight['final']['summary']['mpjpe']:.2f}" in capsys.readouterr().out
+
+    one = load_config(None, augmented_overrides(tmp_path, **{**overrides, "train.ema_decay": 0.9, "train.epochs": 1}))
+    train(one, run_dir=str(tmp_path / "resumed"), progress=False)
+    assert cli_main(["--resume", str(tmp_path / "resumed"), "train.epochs=2", "--no-progress"]) == 0
+    resumed = load_checkpoint(tmp_path / "resumed" / "latest.pt")
+    _state_equal(resumed["model_pos"], latest["model_pos"])
+    _state_equal(resumed["train_weights"], latest["train_weights"])
+    assert resumed["weight_average"] == latest["weight_average"]
+
+    # Resuming with another decay (or none) is refused, naming the setting.
+    for value in ("null", "0.5"):
+        capsys.readouterr()
+        assert cli_main(["--resume", str(tmp_path / "resumed"), "train.epochs=3", f"train.ema_decay={value}",
+                         "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: train.ema_decay: the checkpoint to resume from was written with 0.9, this "
+                              "run has ") and err.count("\n") == 1, err
+    assert cli_main(["--resume", str(tmp_path / "plain"), "train.epochs=3", "train.ema_decay=0.9",
+                     "--no-progress"]) == 2
+    assert "written with None, this run has 0.9" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"train.ema_decay must be null or a number in \(0, 1\); got 1"):
+        load_config(None, ["train.ema_decay=1"])

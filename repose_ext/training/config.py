@@ -81,6 +81,9 @@ DEFAULTS: Dict[str, Any] = {
         "flip_augment": True,
         "flip_p": 0.5,
         "grad_clip": None,
+        # null, or d in (0, 1): evaluate and export an exponential moving average of the weights over about
+        # 1 / (1 - d) steps (training/weight_average.py)
+        "ema_decay": None,
         "amp": "auto",
         "log_every": 50,
         "max_steps_per_epoch": None,
@@ -323,6 +326,8 @@ def validate(config: Mapping[str, Any]) -> None:
     _check(_is_num(t["flip_p"]) and 0 <= t["flip_p"] <= 1, "train.flip_p", "a number in [0, 1]", t["flip_p"])
     _check(t["grad_clip"] is None or (_is_num(t["grad_clip"]) and t["grad_clip"] > 0), "train.grad_clip",
            "null or a number > 0", t["grad_clip"])
+    _check(t["ema_decay"] is None or (_is_num(t["ema_decay"]) and 0 < t["ema_decay"] < 1), "train.ema_decay",
+           "null or a number in (0, 1)", t["ema_decay"])
     _check(t["amp"] in AMP_CHOICES, "train.amp", f"one of {AMP_CHOICES}", t["amp"])
     _check(_is_int(t["log_every"]) and t["log_every"] >= 1, "train.log_every", "a positive int", t["log_every"])
     for key in ("max_steps_per_epoch", "checkpoint_every"):

@@ -7,15 +7,17 @@ after the epoch, or with ``train.lr_schedule=time`` set before every step from t
 lr_final ** (spent / train.time_budget_s)``, so a fast and a slow lifter both anneal within one budget. Then rank 0
 evaluates (flip test-time averaging), appends a row to ``log.csv``, writes TensorBoard scalars and the plots, and
 saves ``latest.pt`` and, when the selected metric improved, ``best.pt``. ``train.time_budget_s`` counts the time
-of earlier invocations of a resumed run (up to its last checkpoint).
+of earlier invocations of a resumed run (up to its last checkpoint). With ``train.ema_decay`` the evaluated,
+selected and exported weights are a running average of the live ones (:mod:`.weight_average`).
 
 Which checkpoint is "best": by default the epoch with the lowest MPJPE **on the evaluation split** (what
 MotionBERT and RePOSE do; there is no separate validation split in their H36M protocol). Numbers of the best
 epoch are therefore optimistic; the table printed at the end is the **last** epoch's. Set
 ``eval.select_best_on=loss`` to pick by training loss and leave the evaluation split out of model selection.
 
-Bit-exact resume: a checkpoint holds the model, AdamW and scheduler states, the AMP scaler, the epoch count, the
-best metric so far and every process's RNG states; data order and flips are functions of (seed, epoch, rank).
+Bit-exact resume: a checkpoint holds the model (and the live weights beside an average), AdamW and scheduler
+states, the AMP scaler, the epoch count, the best metric so far and every process's RNG states; data order and
+flips are functions of (seed, epoch, rank).
 Continuing from ``latest.pt`` of epoch k therefore gives the same weights as an uninterrupted run (on the same
 hardware, software and number of processes), except under ``train.lr_schedule=time``, whose learning rates follow
 the clock.
@@ -52,6 +54,7 @@ from .objective import PoseObjective
 from .reproducibility import capture_rng_state, derived_seed, restore_rng_state, seed_everything, weights_digest
 from .run_lock import RunLock
 from .run_logging import CsvLog, TensorBoardLog, plot_curves, write_text_atomic
+from .weight_average import WeightAverage
 
 LATEST = "latest.pt"
 BEST = "best.pt"
@@ -213,6 +216,8 @@ class Trainer:
             self.optimizer, gamma=1.0 if self.time_schedule else t["lr_decay"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.objective = PoseObjective.from_config(config["loss"], self.device)
+        # the weights evaluated and exported: a running average of the live ones, or the live ones
+        self.average = WeightAverage(self.model, t["ema_decay"]) if t["ema_decay"] is not None else None
         # The training stream of random numbers (dropout, drop-path) differs per rank.
         seed_everything(derived_seed(seed, self.dist.rank, 1))
 
@@ -257,8 +262,23 @@ class Trainer:
 
         tqdm.write(message, file=self._out)
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights the run evaluates and exports: the running average with ``train.ema_decay``, else the
+        live model."""
+        return self.average.model if self.average is not None else self.model
+
     def _restore(self, state: Mapping[str, Any]) -> None:
-        load_model_weights(self.model, state)
+        stored = state["weight_average"]["decay"] if "weight_average" in state else None
+        if stored != self.config["train"]["ema_decay"]:
+            raise ConfigError(f"train.ema_decay: the checkpoint to resume from was written with {stored}, this run "
+                              f"has {self.config['train']['ema_decay']}; resume with the checkpoint's value")
+        if self.average is not None:  # the checkpoint's model is the average; the live weights travel beside it
+            load_model_weights(self.average.model, state)
+            self.average.restore(state["weight_average"])
+            load_model_weights(self.model, state["train_weights"])
+        else:
+            load_model_weights(self.model, state)
         if "optimizer" not in state or "epoch" not in state:
             raise ValueError("the checkpoint to resume from has no optimizer state / epoch (was it written by "
                              "this trainer? use --eval-only to evaluate released weights)")
@@ -278,7 +298,10 @@ class Trainer:
                      f"{self.dist.world_size}: RNG states re-seeded, the continuation is not bit-exact")
 
     def _checkpoint_payload(self) -> Dict[str, Any]:
+        averaged = {} if self.average is None else {"weight_average": self.average.state(),
+                                                    "train_weights": self.model.state_dict()}
         return {
+            **averaged,
             "rng_states": dist_utils.all_gather_object(capture_rng_state(), self.dist),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "global_step": self.global_step,
@@ -290,7 +313,7 @@ class Trainer:
         }
 
     def _save(self, name: str, metrics: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
-        save_checkpoint(os.path.join(self.run_dir, name), self.model, optimizer=self.optimizer,
+        save_checkpoint(os.path.join(self.run_dir, name), self.eval_model, optimizer=self.optimizer,
                         scheduler=self.scheduler, epoch=self.epoch, config=self.config, metrics=dict(metrics),
                         extra=dict(extra))
 
@@ -340,6 +363,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), t["grad_clip"])
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.average is not None:
+                self.average.update(self.model)
 
             values = torch.stack([loss.detach()] + [parts[k] for k in terms[1:]]).double()
             sums += values
@@ -379,7 +404,7 @@ class Trainer:
     def evaluate(self, description: str = "eval", loader=None) -> EvalResult:
         """Evaluate the current weights on the evaluation split, or on ``loader`` (call on rank 0)."""
         loader = self.eval_loader if loader is None else loader
-        return evaluate_as_configured(self.config, self.model, loader, self.data, self.device, self.amp_dtype,
+        return evaluate_as_configured(self.config, self.eval_model, loader, self.data, self.device, self.amp_dtype,
                                       progress=self.progress, description=description)
 
     def _improved(self, value: Optional[float]) -> bool:
@@ -536,7 +561,7 @@ class Trainer:
             table = table + "\n\nEvery evaluation split:\n" + split_table
         write_text_atomic(os.path.join(self.run_dir, "eval_final.txt"), header + "\n" + table + "\n")
         # Weights-only export of the final model (no optimizer state): small enough to ship or share.
-        save_checkpoint(os.path.join(self.run_dir, MODEL_EXPORT), self.model, epoch=self.epoch, config=self.config,
+        save_checkpoint(os.path.join(self.run_dir, MODEL_EXPORT), self.eval_model, epoch=self.epoch, config=self.config,
                         metrics={"eval": result.as_dict(), "eval_epoch": eval_epoch})
         summary = {
             "run_dir": self.run_dir,
