@@ -11,7 +11,10 @@ machine load hits all of them alike:
 * ``float64 occlusion, foreach AdamW``: training samples made with the self-occlusion test in float64 and the
   default AdamW (the state before the speed work);
 * ``float32 occlusion, foreach AdamW``: the trainer's data path today;
-* ``float32 occlusion, fused AdamW``: AdamW's fused CPU kernel.
+* ``float32 occlusion, fused AdamW``: AdamW's fused CPU kernel;
+* ``float32 occlusion, foreach AdamW, bf16 autocast``: the trainer's data path with ``train.amp=bf16`` (the model
+  under ``torch.autocast("cpu", torch.bfloat16)``, the loss in float32), fast where the CPU has bf16 instructions
+  (AVX512-BF16 or AMX).
 
 Prints the median milliseconds of each phase and steps per second, and the time of one evaluation of the studio
 split. Each phase is timed on its own (synchronous CPU work), so the phases add up to the step.
@@ -85,16 +88,17 @@ def main(argv=None) -> int:
                                     augment=data["options"].get("augment"))
     objective = PoseObjective.from_config(config["loss"], torch.device("cpu"))
     variants = {}
-    for name, occlusion, fused in (("float64 occlusion, foreach AdamW", _Float64Occlusion, False),
-                                   ("float32 occlusion, foreach AdamW", _Nothing, False),
-                                   ("float32 occlusion, fused AdamW", _Nothing, True)):
+    for name, occlusion, fused, bf16 in (("float64 occlusion, foreach AdamW", _Float64Occlusion, False, False),
+                                         ("float32 occlusion, foreach AdamW", _Nothing, False, False),
+                                         ("float32 occlusion, fused AdamW", _Nothing, True, False),
+                                         ("float32 occlusion, foreach AdamW, bf16 autocast", _Nothing, False, True)):
         torch.manual_seed(0)
         model = build_model(config["model"])
         optimiser = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"],
                                       fused=fused or None, foreach=None if fused else True)
-        variants[name] = (model, optimiser, occlusion, {p: [] for p in PHASES})
+        variants[name] = (model, optimiser, occlusion, bf16, {p: [] for p in PHASES})
 
-    def step(index, model, optimiser, occlusion, times):
+    def step(index, model, optimiser, occlusion, bf16, times):
         b = t["batch_size"]
         t0 = time.perf_counter()
         with occlusion():
@@ -102,7 +106,8 @@ def main(argv=None) -> int:
         inputs = torch.stack([it["input"] for it in items])
         target = prepare_target(torch.stack([it["target"] for it in items]), data["rootrel"], 0)
         t1 = time.perf_counter()
-        pred = model(inputs)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            pred = model(inputs)
         t2 = time.perf_counter()
         loss, _ = objective(pred, target)
         t3 = time.perf_counter()
@@ -115,19 +120,19 @@ def main(argv=None) -> int:
             for phase, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                 times[phase].append(seconds * 1e3)
 
-    for name, (model, optimiser, occlusion, times) in variants.items():
+    for name, (model, optimiser, occlusion, bf16, times) in variants.items():
         model.train()
-        step(0, model, optimiser, occlusion, None)  # warm-up
+        step(0, model, optimiser, occlusion, bf16, None)  # warm-up
     for i in range(args.steps):
-        for model, optimiser, occlusion, times in variants.values():
-            step(i + 1, model, optimiser, occlusion, times)
+        for model, optimiser, occlusion, bf16, times in variants.values():
+            step(i + 1, model, optimiser, occlusion, bf16, times)
 
     print(f"# {config['name']}: model {config['model']}, batch {t['batch_size']} x {data['n_frames']} frames, "
           f"{args.threads} thread(s); {cpu_model()}, torch {torch.__version__}, commit {commit()}")
     print(f"| variant | {' | '.join(PHASES)} | step (ms) | steps/s |")
     rows = []
     print("|---|" + "---|" * (len(PHASES) + 2))
-    for name, (_, _, _, times) in variants.items():
+    for name, (_, _, _, _, times) in variants.items():
         medians = [statistics.median(times[p]) for p in PHASES]
         total = statistics.median([sum(v) for v in zip(*(times[p] for p in PHASES))])
         print(f"| {name} | " + " | ".join(f"{m:.1f}" for m in medians) + f" | {total:.1f} | {1e3 / total:.2f} |")

@@ -69,6 +69,7 @@ def tiny_overrides(pickle_path, out_dir, **extra):
         "loss.spatial_rank": 1.0,
         "loss.temporal_rank": 1.0,
         "loss.rank_backend": "auto",
+        "train.amp": "off",  # float32 whatever the CPU ("auto" is bf16 on CPUs with bf16 instructions)
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
@@ -360,13 +361,40 @@ def test_smoke_run_loss_decreases_and_checkpoint_round_trips(h36m_pickle, tmp_pa
     assert f"{summary['final']['summary']['mpjpe']:.2f}" in out
 
 
-def test_autocast_path_trains_with_finite_losses(h36m_pickle, tmp_path):
-    # The CUDA recipe's bf16 autocast, exercised on CPU: the model runs in bf16, the losses in float32.
+def test_amp_auto_trains_in_bf16_on_cpus_with_bf16_instructions_only(monkeypatch):
+    from repose_ext.training import trainer as trainer_module
+
+    cpu = torch.device("cpu")
+    for has_bf16, auto in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(trainer_module, "cpu_has_bf16", lambda: has_bf16)
+        assert trainer_module.resolve_amp("auto", cpu) == auto
+        assert trainer_module.resolve_amp("off", cpu) is None
+        assert trainer_module.resolve_amp("bf16", cpu) == torch.bfloat16
+
+
+def test_autocast_path_trains_with_finite_losses_and_scores_in_float32_on_cpu(h36m_pickle, tmp_path, capsys,
+                                                                              monkeypatch):
+    # bf16 autocast on CPU: the model trains in bf16, the losses in float32.
     config = tiny_config(h36m_pickle, tmp_path, **{"train.epochs": 1, "train.amp": "bf16"})
     summary = train(config, run_dir=str(tmp_path / "bf16"), progress=False)
     rows = (tmp_path / "bf16" / "log.csv").read_text().splitlines()
     loss = float(rows[1].split(",")[rows[0].split(",").index("train_loss")])
     assert math.isfinite(loss) and math.isfinite(summary["final"]["summary"]["mpjpe"])
+    # The weights differ from a float32 run's, but they are scored in float32, as the lift CLI runs them: the run's
+    # own score equals that of the same checkpoint under train.amp=off, to the last bit.
+    fp32 = train(tiny_config(h36m_pickle, tmp_path, **{"train.epochs": 1, "train.amp": "off"}),
+                 run_dir=str(tmp_path / "fp32"), progress=False)
+    assert fp32["weights_digest_by_rank"] != summary["weights_digest_by_rank"]
+    as_off = evaluate_checkpoint(dict(config, train=dict(config["train"], amp="off")),
+                                 str(tmp_path / "bf16" / "model.pt"), progress=False)
+    assert as_off.summary["mpjpe"] == summary["final"]["summary"]["mpjpe"]
+    # A CPU without bf16 instructions gets a note that the emulation may be slow.
+    from repose_ext.training import trainer as trainer_module
+
+    capsys.readouterr()
+    monkeypatch.setattr(trainer_module, "cpu_has_bf16", lambda: False)
+    train(config, run_dir=str(tmp_path / "emulated"), progress=False)
+    assert "note: train.amp=bf16 on a CPU without bf16 instructions" in capsys.readouterr().out
 
 
 def test_eval_only_reads_the_released_checkpoint_format(h36m_pickle, tmp_path, capsys):
@@ -491,7 +519,7 @@ def augmented_overrides(out_dir, **extra):
         "data.options": json.dumps({"epoch_size": 8, "wild_draws": 1}),
         "model": json.dumps({"preset": "tcn81_cpu", "channels": 8, "filter_widths": [3, 3]}),
         "loss.velocity": 0.0, "loss.spatial_rank": 1.0, "loss.temporal_rank": 1.0,
-        "train.epochs": 1, "train.batch_size": 4, "eval.batch_size": 64,
+        "train.epochs": 1, "train.batch_size": 4, "eval.batch_size": 64, "train.amp": "off",
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]

@@ -82,8 +82,9 @@ DEFAULTS: Dict[str, Any] = {
         "flip_p": 0.5,
         "grad_clip": None,
         # null, or d in (0, 1): evaluate and export an exponential moving average of the weights over about
-        # 1 / (1 - d) steps (training/weight_average.py)
+        # 1 / (1 - d) steps, after a warm-up of about 9 / (1 - d) steps (training/weight_average.py)
         "ema_decay": None,
+        # autocast of training: "auto" = bf16 (or fp16) on GPUs, bf16 on CPUs with bf16 instructions, else none
         "amp": "auto",
         "log_every": 50,
         "max_steps_per_epoch": None,

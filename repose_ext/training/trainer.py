@@ -75,13 +75,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), which make ``train.amp=bf16`` fast on it."""
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(probe is not None and probe() for probe in probes)
+
+
 def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
-    """Autocast dtype: "auto" = bf16 on GPUs that support it, else fp16, and no autocast on CPU; "off" = None."""
+    """Autocast dtype of training: "auto" = bf16 on GPUs that support it, else fp16; bf16 on CPUs with bf16
+    instructions (:func:`cpu_has_bf16`), else none; "off" = None."""
     if amp == "off":
         return None
     if amp == "auto":
         if device.type != "cuda":
-            return None
+            return torch.bfloat16 if cpu_has_bf16() else None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
@@ -404,7 +411,7 @@ class Trainer:
     def evaluate(self, description: str = "eval", loader=None) -> EvalResult:
         """Evaluate the current weights on the evaluation split, or on ``loader`` (call on rank 0)."""
         loader = self.eval_loader if loader is None else loader
-        return evaluate_as_configured(self.config, self.eval_model, loader, self.data, self.device, self.amp_dtype,
+        return evaluate_as_configured(self.config, self.eval_model, loader, self.data, self.device,
                                       progress=self.progress, description=description)
 
     def _improved(self, value: Optional[float]) -> bool:
@@ -431,6 +438,9 @@ class Trainer:
                  f"device: {self.device}{processes}; loss terms: {self.objective.weights}{backend}")
         if self.epoch:
             self.say(f"resuming after epoch {self.epoch} (step {self.global_step})")
+        if self.device.type == "cpu" and self.amp_dtype == torch.bfloat16 and not cpu_has_bf16():
+            self.say("note: train.amp=bf16 on a CPU without bf16 instructions (AVX512-BF16, AMX) is emulated and may "
+                     "be slower than train.amp=off")
         self.say(BEST_SELECTION_NOTE[e["select_best_on"]])
         baseline = None
         if config["baseline"] and self.dist.is_main:
@@ -626,17 +636,19 @@ def train(config: Mapping[str, Any], run_dir: Optional[str] = None, resume: Opti
 
 
 def evaluate_as_configured(config: Mapping[str, Any], model: nn.Module, loader, data, device: torch.device,
-                           amp_dtype: Optional[torch.dtype], progress: bool = False,
-                           description: str = "eval") -> EvalResult:
-    """:func:`~repose_ext.evaluation.evaluate` with the ``eval`` and ``data`` settings of ``config`` (flip test,
-    root-relative targets, depth-order tolerance, clip cap): the one place the trainer and
+                           progress: bool = False, description: str = "eval") -> EvalResult:
+    """:func:`~repose_ext.evaluation.evaluate` with the ``eval``, ``data`` and ``train.amp`` settings of ``config``
+    (flip test, root-relative targets, depth-order tolerance, clip cap, autocast): the one place the trainer and
     :class:`CheckpointScorer` turn a config into an evaluation, so that their scores agree.
+
+    Autocast applies on GPUs only. On a CPU, ``train.amp=bf16`` speeds up training, and the scores are those of
+    float32 inference, which is what the lift CLI runs.
 
     Args:
         data: the :func:`build_datasets` result whose skeleton and protocol apply to ``loader``.
-        amp_dtype: autocast dtype (:func:`resolve_amp`), or None.
     """
     e = config["eval"]
+    amp_dtype = resolve_amp(config["train"]["amp"], device) if device.type == "cuda" else None
     return evaluate(model, loader, data.skeleton, data.protocol, flip=e["flip_test"],
                     rootrel=config["data"]["rootrel"], device=device, autocast_dtype=amp_dtype,
                     depth_order_tolerance_mm=e["depth_order_tolerance_mm"], max_clips=e["max_clips"],
@@ -678,8 +690,7 @@ class CheckpointScorer:
         loader = DataLoader(self.splits[split], batch_size=self.config["eval"]["batch_size"], shuffle=False,
                             num_workers=workers)
         return evaluate_as_configured(self.config, self.model if model is None else model, loader, self.data,
-                                      self.device, resolve_amp(self.config["train"]["amp"], self.device),
-                                      progress=progress, description=description)
+                                      self.device, progress=progress, description=description)
 
 
 def evaluate_checkpoint(config: Mapping[str, Any], checkpoint: str, progress: bool = True,
