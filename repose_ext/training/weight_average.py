@@ -6,10 +6,10 @@ every optimiser step::
     avg <- avg + (1 - d_t) * (live - avg),    d_t = min(d, (1 + t) / (10 + t))    (t: steps averaged so far)
 
 (the warm-up ``d_t`` keeps the first steps from tying the average to the initial weights; it reaches ``d`` after
-about ``9 / (1 - d)`` steps, and until then the average spans roughly the last tenth of the steps taken). Every floating-point
-entry of the state dict is averaged, parameters and BatchNorm running statistics alike; integer entries (batch
-counters) are copied. Evaluation, ``best.pt`` and the exported ``model.pt`` use the average; checkpoints also carry
-the live weights so that a resumed run continues exactly.
+about ``9 / (1 - d)`` steps, and until then the average spans roughly the last tenth of the steps taken). Every
+floating-point entry of the state dict is averaged, parameters and BatchNorm running statistics alike; integer
+entries (batch counters) are copied. Evaluation, ``best.pt`` and the exported ``model.pt`` use the average;
+checkpoints also carry the live weights so that a resumed run continues exactly.
 """
 
 from __future__ import annotations
